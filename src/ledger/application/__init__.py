@@ -1,0 +1,1 @@
+"""Application layer: commands, the ledger that applies them, and group commit."""

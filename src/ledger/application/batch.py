@@ -1,0 +1,605 @@
+"""One batch of commands being applied: what it read, and what it will write."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import defaultdict
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from ledger.application.commands import (
+    Command,
+    InferExpiry,
+    RawInput,
+    RecordAcceptance,
+    RecordReceipt,
+    SubmitMessage,
+)
+from ledger.application.results import CommandResult, Disposition, EventRef
+from ledger.domain.audit import event_id, format_timestamp
+from ledger.domain.identity import message_aggregate_id
+from ledger.domain.message import Acceptance, Message, ProtectedNumber, RawRecord, ReceiptReport
+from ledger.domain.outcomes import Outcome, Status, normalize_report
+from ledger.errors import LifecycleError, NotFoundError
+from ledger.privacy.numbers import CheckedNumber, check_destination
+from ledger.privacy.subjects import UNATTRIBUTED, decrypt_field, encrypt_field, number_digest
+from ledger.receipts.ids import canonical_carrier_id
+from ledger.storage.records import (
+    CarrierIdRow,
+    ExpiryRow,
+    ParkedReceipt,
+    SideWrites,
+    from_micros,
+    to_micros,
+)
+
+if TYPE_CHECKING:
+    from ledger.application.ledger import Ledger
+
+__all__ = ["Batch"]
+
+_CarrierKey = tuple[str, str, str]
+"""(tenant, connection, canonical carrier id)."""
+
+RAW_FIELD = "raw_payload"
+DESTINATION_FIELD = "destination"
+
+
+class Batch:
+    """Reads what a batch of commands needs, applies them, and collects writes.
+
+    Args:
+        ledger: The ledger (storage, keys, configuration).
+        now: The batch's recording time.
+        commands: The valid commands of the batch, in order.
+    """
+
+    def __init__(self, ledger: Ledger, now: datetime, commands: list[Command]) -> None:
+        self.ledger = ledger
+        self.store = ledger.store
+        self.config = ledger.config
+        self.now = now
+        self.now_micros = to_micros(now)
+        self.side = SideWrites()
+        self._messages: dict[uuid.UUID, Message] = {}
+        self._versions: dict[uuid.UUID, int] = {}
+        self._carrier_rows: dict[_CarrierKey, list[CarrierIdRow]] = defaultdict(list)
+        self._parked: dict[_CarrierKey, list[ParkedReceipt]] = defaultdict(list)
+        self._parked_new: set[uuid.UUID] = set()
+        self._numbers: dict[str, CheckedNumber] = {}
+        self._read(commands)
+
+    # ------------------------------------------------------------------ reads
+
+    def _read(self, commands: list[Command]) -> None:
+        self.requests = self.store.find_requests(
+            {(c.tenant, c.request_id) for c in commands if c.request_id}
+        )
+
+        # Carrier ids named by receipts, and the messages they map to.
+        receipt_keys = {
+            self._receipt_key(c)
+            for c in commands
+            if isinstance(c, RecordReceipt) and c.message_id is None
+        }
+        for row in self.store.find_carrier_ids({k[2] for k in receipt_keys}):
+            self._carrier_rows[(row.tenant, row.connection, row.canonical_id)].append(row)
+
+        wanted: set[uuid.UUID] = set()
+        for c in commands:
+            if isinstance(c, SubmitMessage | RecordAcceptance) or (
+                isinstance(c, RecordReceipt) and c.message_id is not None
+            ):
+                wanted.add(message_aggregate_id(c.tenant, c.message_id))
+            elif isinstance(c, InferExpiry):
+                wanted.add(c.aggregate_id)
+        for key in receipt_keys:
+            wanted.update(r.aggregate_id for r in self._carrier_rows.get(key, []))
+        self._load(wanted)
+
+        # Parked receipts waiting for the carrier ids this batch accepts, and
+        # those a receipt of this batch may repeat.
+        submitted = {
+            message_aggregate_id(c.tenant, c.message_id): c.carrier
+            for c in commands
+            if isinstance(c, SubmitMessage)
+        }
+        parked_keys = {k[2] for k in receipt_keys}
+        for c in commands:
+            if isinstance(c, RecordAcceptance):
+                carrier = self._carrier_of(c, submitted)
+                if carrier is not None:
+                    base = self.config.profile(carrier).submit_id_base
+                    parked_keys.update(canonical_carrier_id(i, base) for _, i in c.segments)
+        for parked in self.store.find_parked(parked_keys):
+            self._parked[(parked.tenant, parked.connection, parked.canonical_id)].append(parked)
+
+        # Subject keys of new destinations.
+        subjects = set()
+        for c in commands:
+            if isinstance(c, SubmitMessage):
+                checked = check_destination(c.destination)
+                assert isinstance(checked, CheckedNumber)
+                self._numbers[c.destination] = checked
+                subjects.add((c.tenant, checked.e164))
+        self._subject_keys = self.ledger.keyring.keys_for(subjects, self.now_micros)
+
+    def _carrier_of(self, command: RecordAcceptance, submitted: dict[uuid.UUID, str]) -> str | None:
+        aggregate_id = message_aggregate_id(command.tenant, command.message_id)
+        message = self._messages.get(aggregate_id)
+        if message is None:
+            return submitted.get(aggregate_id)
+        try:
+            return message.attempt(command.attempt).carrier
+        except NotFoundError:
+            return submitted.get(aggregate_id)
+
+    def _load(self, wanted: set[uuid.UUID]) -> None:
+        cached = self.ledger._cache.get_many(wanted)
+        self._messages.update(cached)
+        missing = wanted - cached.keys()
+        self._messages.update(self.store.load_messages(missing))
+        self._versions = {i: m.version for i, m in self._messages.items()}
+
+    def _receipt_key(self, command: RecordReceipt) -> _CarrierKey:
+        connection = command.connection or ""
+        base = self.config.profile(connection).receipt_id_base
+        canonical = canonical_carrier_id(command.carrier_message_id or "", base)
+        return (command.tenant, connection, canonical)
+
+    def _message(self, tenant: str, message_id: str) -> Message:
+        message = self._messages.get(message_aggregate_id(tenant, message_id))
+        if message is None:
+            raise NotFoundError(f"tenant {tenant!r} has no message {message_id!r}")
+        return message
+
+    def _key_of(self, message: Message) -> bytes | None:
+        key_id = message.destination.key_id
+        return self.ledger.keyring.keys_by_id([key_id]).get(key_id)
+
+    # ---------------------------------------------------------------- results
+
+    def loaded_ids(self) -> set[uuid.UUID]:
+        """Ids of every message this batch holds in memory."""
+        return set(self._messages)
+
+    def loaded_messages(self) -> list[Message]:
+        """Every message this batch holds, at its state after the batch."""
+        return list(self._messages.values())
+
+    def changed_messages(self) -> list[Message]:
+        """Messages with events to save."""
+        return [m for m in self._messages.values() if m.pending_events]
+
+    def _result(
+        self,
+        message: Message,
+        before: int,
+        *,
+        duplicate: bool = False,
+        disposition: Disposition | None = None,
+    ) -> CommandResult:
+        events = tuple(
+            EventRef(
+                event_id(message.id, e.originator_version), type(e).__name__, e.originator_version
+            )
+            for e in message.pending_events
+            if e.originator_version > before
+        )
+        return CommandResult(
+            tenant=message.tenant,
+            message_id=message.message_id,
+            aggregate_id=message.id,
+            version=message.version,
+            status=message.outcome.status,
+            events=events,
+            duplicate=duplicate,
+            disposition=disposition,
+        )
+
+    def schedule_expiries(self) -> None:
+        """Set or clear the expiry deadline of every message this batch changed."""
+        grace = self.config.expiry_grace
+        for message in self.changed_messages():
+            attempt = message.current_attempt
+            if message.outcome.final or attempt.outcome.final:
+                self.side.expiry_cleared.append(message.id)
+            else:
+                due = attempt.submitted_at + attempt.validity + grace
+                self.side.expiry_set.append(ExpiryRow(message.id, attempt.number, to_micros(due)))
+
+    # --------------------------------------------------------------- commands
+
+    def apply(self, command: Command) -> CommandResult:
+        """Apply one valid command to the in-memory messages.
+
+        Raises:
+            LedgerError: The command cannot be applied; nothing changed.
+        """
+        if isinstance(command, SubmitMessage):
+            return self._submit(command)
+        if isinstance(command, RecordAcceptance):
+            return self._accept(command)
+        if isinstance(command, RecordReceipt):
+            return self._receipt(command)
+        return self._expire(command)
+
+    def _submit(self, command: SubmitMessage) -> CommandResult:
+        checked = self._numbers[command.destination]
+        key_id, key = self._subject_keys[(command.tenant, checked.e164)]
+        digest = number_digest(key, checked.e164)
+        validity = command.validity or self.config.default_validity
+        occurred_at = command.submitted_at or self.now
+        aggregate_id = message_aggregate_id(command.tenant, command.message_id)
+        message = self._messages.get(aggregate_id)
+
+        if message is None:
+            if command.attempt != 1:
+                raise LifecycleError(
+                    f"tenant {command.tenant!r} has no message {command.message_id!r}; its "
+                    f"first submission must be attempt 1, not {command.attempt}"
+                )
+            destination = ProtectedNumber(
+                ciphertext=encrypt_field(key, checked.e164.encode(), DESTINATION_FIELD),
+                key_id=key_id,
+                digest=digest,
+                masked=checked.masked,
+                country=checked.country,
+                country_code=checked.country_code,
+                unallocated=checked.unallocated,
+            )
+            message = Message.submit(
+                tenant=command.tenant,
+                message_id=command.message_id,
+                destination=destination,
+                sender=command.sender,
+                carrier=command.carrier,
+                segment_count=command.segment_count,
+                validity=validity,
+                request_id=command.request_id,
+                occurred_at=occurred_at,
+                recorded_at=self.now,
+            )
+            self._messages[aggregate_id] = message
+            self._versions[aggregate_id] = 0
+            return self._result(message, 0)
+
+        before = message.version
+        if command.attempt <= len(message.attempts):
+            message.check_repeated_submission(
+                attempt=command.attempt,
+                destination_digest=digest,
+                sender=command.sender,
+                carrier=command.carrier,
+                segment_count=command.segment_count,
+                validity=validity,
+            )
+            return self._result(message, before, duplicate=True)
+        message.resubmit(
+            attempt=command.attempt,
+            destination_digest=digest,
+            sender=command.sender,
+            carrier=command.carrier,
+            segment_count=command.segment_count,
+            validity=validity,
+            request_id=command.request_id,
+            occurred_at=occurred_at,
+            recorded_at=self.now,
+        )
+        return self._result(message, before)
+
+    def _accept(self, command: RecordAcceptance) -> CommandResult:
+        message = self._message(command.tenant, command.message_id)
+        attempt = message.attempt(command.attempt)
+        profile = self.config.profile(attempt.carrier)
+        acceptances = [
+            Acceptance(segment, raw, canonical_carrier_id(raw, profile.submit_id_base))
+            for segment, raw in command.segments
+        ]
+        occurred_at = command.accepted_at or self.now
+        before = message.version
+        appended = message.accept(
+            attempt=attempt.number,
+            acceptances=acceptances,
+            request_id=command.request_id,
+            occurred_at=occurred_at,
+            recorded_at=self.now,
+        )
+        if not appended:
+            return self._result(message, before, duplicate=True)
+
+        valid_until = to_micros(
+            attempt.submitted_at
+            + attempt.validity
+            + self.config.expiry_grace
+            + self.config.late_receipt_window
+        )
+        for acceptance in acceptances:
+            row = CarrierIdRow(
+                tenant=message.tenant,
+                connection=attempt.carrier,
+                canonical_id=acceptance.canonical_id,
+                aggregate_id=message.id,
+                message_id=message.message_id,
+                attempt=attempt.number,
+                segment=acceptance.segment,
+                accepted_at=to_micros(occurred_at),
+                valid_until=valid_until,
+            )
+            key = (row.tenant, row.connection, row.canonical_id)
+            if row not in self._carrier_rows[key]:
+                self.side.carrier_ids.append(row)
+                self._carrier_rows[key].append(row)
+            self._apply_parked(message, row, attempt.submitted_at)
+        return self._result(message, before)
+
+    def _apply_parked(self, message: Message, row: CarrierIdRow, submitted_at: datetime) -> None:
+        """Apply receipts that were waiting for the carrier id in ``row``."""
+        key = (row.tenant, row.connection, row.canonical_id)
+        waiting = self._parked.pop(key, [])
+        earliest = to_micros(submitted_at - self.config.clock_skew)
+        keep = []
+        for parked in waiting:
+            if parked.received_at < earliest:
+                # Arrived before this attempt was even submitted: it belongs to an
+                # earlier use of a wrapped-around id.
+                keep.append(parked)
+                continue
+            report = json.loads(parked.report)
+            raw = None
+            if parked.raw_ciphertext is not None and parked.raw_key_id is not None:
+                raw = self._reencrypt_parked(message, parked, report)
+            outcome = _outcome_from_json(report)
+            message.record_receipt(
+                ReceiptReport(
+                    outcome=outcome,
+                    attempt=row.attempt,
+                    segment=row.segment or int(report.get("segment") or 0),
+                    connection=row.connection,
+                    carrier_message_id=report.get("carrier_message_id"),
+                    received_at=from_micros(parked.received_at),
+                    parked=True,
+                    fingerprint=parked.fingerprint,
+                    raw=raw,
+                    request_id=report.get("request_id"),
+                ),
+                self.now,
+            )
+            if parked.receipt_id in self._parked_new:
+                self.side.parked = [
+                    p for p in self.side.parked if p.receipt_id != parked.receipt_id
+                ]
+            else:
+                self.side.unparked.append(parked.receipt_id)
+        if keep:
+            self._parked[key] = keep
+
+    def _reencrypt_parked(
+        self, message: Message, parked: ParkedReceipt, report: dict[str, object]
+    ) -> RawRecord | None:
+        keys = self.ledger.keyring.keys_by_id([str(parked.raw_key_id)])
+        parked_key = keys.get(str(parked.raw_key_id))
+        subject_key = self._key_of(message)
+        if parked_key is None or subject_key is None or parked.raw_ciphertext is None:
+            return None
+        body = decrypt_field(parked_key, parked.raw_ciphertext, RAW_FIELD)
+        return RawRecord(
+            ciphertext=encrypt_field(subject_key, body, RAW_FIELD),
+            key_id=message.destination.key_id,
+            format=str(report.get("raw_format") or ""),
+            content_type=str(report.get("raw_content_type") or ""),
+            source=str(report.get("raw_source") or ""),
+            redactions=tuple(str(r) for r in report.get("raw_redactions") or []),  # type: ignore[attr-defined]
+        )
+
+    def _receipt(self, command: RecordReceipt) -> CommandResult:
+        outcome = normalize_report(
+            Outcome(
+                status=command.status,
+                final=command.final,
+                permanent=command.permanent,
+                error_code=command.error_code or None,
+                error_table=command.error_table or None,
+                at=command.occurred_at or self.now,
+            )
+        )
+        if command.message_id is not None:
+            message = self._message(command.tenant, command.message_id)
+            attempt = message.attempt(command.attempt)
+            identity = f"message:{command.message_id}:{attempt.number}"
+            return self._record(
+                message,
+                command,
+                outcome,
+                attempt.number,
+                command.segment,
+                attempt.carrier,
+                identity,
+            )
+
+        key = self._receipt_key(command)
+        row = self._match(key)
+        identity = f"carrier:{key[1]}:{key[2]}"
+        if row is None:
+            return self._park(command, outcome, key, identity)
+        message = self._messages[row.aggregate_id]
+        segment = row.segment or command.segment
+        return self._record(
+            message, command, outcome, row.attempt, segment, row.connection, identity
+        )
+
+    def _match(self, key: _CarrierKey) -> CarrierIdRow | None:
+        """Pick the mapping of a carrier id whose validity window holds now."""
+        skew = int(self.config.clock_skew.total_seconds() * 1_000_000)
+        candidates = [
+            r
+            for r in self._carrier_rows.get(key, [])
+            if r.accepted_at - skew <= self.now_micros <= r.valid_until
+            and r.aggregate_id in self._messages
+        ]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda r: r.accepted_at)
+
+    def _record(
+        self,
+        message: Message,
+        command: RecordReceipt,
+        outcome: Outcome,
+        attempt: int,
+        segment: int,
+        connection: str,
+        identity: str,
+    ) -> CommandResult:
+        fingerprint = _fingerprint(command, outcome, identity, segment)
+        raw = None
+        if command.raw is not None:
+            key = self._key_of(message)
+            if key is not None:
+                raw = _raw_record(command.raw, key, message.destination.key_id)
+        before = message.version
+        result = message.record_receipt(
+            ReceiptReport(
+                outcome=outcome,
+                attempt=attempt,
+                segment=segment,
+                connection=connection,
+                carrier_message_id=command.carrier_message_id,
+                received_at=self.now,
+                parked=False,
+                fingerprint=fingerprint,
+                raw=raw,
+                request_id=command.request_id,
+            ),
+            self.now,
+        )
+        if result.duplicate:
+            self.side.duplicates[message.id] = self.side.duplicates.get(message.id, 0) + 1
+            return self._result(message, before, duplicate=True, disposition=Disposition.DUPLICATE)
+        return self._result(message, before, disposition=Disposition.RECORDED)
+
+    def _park(
+        self, command: RecordReceipt, outcome: Outcome, key: _CarrierKey, identity: str
+    ) -> CommandResult:
+        fingerprint = _fingerprint(command, outcome, identity, command.segment)
+        if any(p.fingerprint == fingerprint for p in self._parked.get(key, [])):
+            return CommandResult(
+                tenant=command.tenant,
+                message_id="",
+                aggregate_id=None,
+                version=0,
+                status=None,
+                duplicate=True,
+                disposition=Disposition.DUPLICATE,
+            )
+        raw_ciphertext = None
+        raw_key_id = None
+        if command.raw is not None:
+            keys = self.ledger.keyring.keys_for([(command.tenant, UNATTRIBUTED)], self.now_micros)
+            raw_key_id, raw_key = keys[(command.tenant, UNATTRIBUTED)]
+            raw_ciphertext = encrypt_field(raw_key, command.raw.body, RAW_FIELD)
+        parked = ParkedReceipt(
+            receipt_id=uuid.uuid4(),
+            tenant=command.tenant,
+            connection=key[1],
+            canonical_id=key[2],
+            fingerprint=fingerprint,
+            received_at=self.now_micros,
+            report=_outcome_to_json(outcome, command),
+            raw_ciphertext=raw_ciphertext,
+            raw_key_id=raw_key_id,
+        )
+        self.side.parked.append(parked)
+        self._parked_new.add(parked.receipt_id)
+        self._parked[key].append(parked)
+        return CommandResult(
+            tenant=command.tenant,
+            message_id="",
+            aggregate_id=None,
+            version=0,
+            status=None,
+            disposition=Disposition.PARKED,
+        )
+
+    def _expire(self, command: InferExpiry) -> CommandResult:
+        message = self._messages.get(command.aggregate_id)
+        if message is None:
+            raise NotFoundError(f"message {command.aggregate_id} does not exist")
+        before = message.version
+        message.infer_expiry(
+            attempt=command.attempt,
+            deadline=command.deadline,
+            reason=command.reason,
+            recorded_at=self.now,
+        )
+        return self._result(message, before)
+
+
+def _fingerprint(command: RecordReceipt, outcome: Outcome, identity: str, segment: int) -> str:
+    """Identity of a report: target, status, error code and source time.
+
+    Where the source gives no time, the raw body stands in for it.
+    """
+    if command.source_time:
+        when = command.source_time
+    elif command.occurred_at is not None:
+        when = format_timestamp(command.occurred_at)
+    elif command.raw is not None:
+        when = "body:" + hashlib.sha256(command.raw.body).hexdigest()
+    else:
+        when = ""
+    parts = [
+        identity,
+        str(segment),
+        outcome.status.value,
+        "final" if outcome.final else "",
+        outcome.error_code or "",
+        when,
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
+def _raw_record(raw: RawInput, key: bytes, key_id: str) -> RawRecord:
+    return RawRecord(
+        ciphertext=encrypt_field(key, raw.body, RAW_FIELD),
+        key_id=key_id,
+        format=raw.format,
+        content_type=raw.content_type,
+        source=raw.source,
+        redactions=raw.redactions,
+    )
+
+
+def _outcome_to_json(outcome: Outcome, command: RecordReceipt) -> str:
+    return json.dumps(
+        {
+            "status": outcome.status.value,
+            "final": outcome.final,
+            "permanent": outcome.permanent,
+            "error_code": outcome.error_code,
+            "error_table": outcome.error_table,
+            "at": format_timestamp(outcome.at) if outcome.at else None,
+            "segment": command.segment,
+            "carrier_message_id": command.carrier_message_id,
+            "request_id": command.request_id,
+            "raw_format": command.raw.format if command.raw else None,
+            "raw_content_type": command.raw.content_type if command.raw else None,
+            "raw_source": command.raw.source if command.raw else None,
+            "raw_redactions": list(command.raw.redactions) if command.raw else [],
+        },
+        separators=(",", ":"),
+    )
+
+
+def _outcome_from_json(data: dict[str, object]) -> Outcome:
+    at = data.get("at")
+    return Outcome(
+        status=Status(str(data["status"])),
+        final=bool(data["final"]),
+        permanent=data["permanent"] if isinstance(data.get("permanent"), bool) else None,  # type: ignore[arg-type]
+        error_code=str(data["error_code"]) if data.get("error_code") else None,
+        error_table=str(data["error_table"]) if data.get("error_table") else None,
+        at=datetime.fromisoformat(str(at).replace("Z", "+00:00")) if at else None,
+    )

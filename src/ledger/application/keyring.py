@@ -1,0 +1,113 @@
+"""Subject keys with an in-process cache in front of the key table."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Collection, Iterable
+
+from ledger.privacy.subjects import SubjectCrypto
+from ledger.storage.store import LedgerStore
+
+__all__ = ["Keyring"]
+
+
+class _LRU:
+    def __init__(self, capacity: int) -> None:
+        self._items: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._capacity = capacity
+
+    def get(self, key: str) -> tuple[str, bytes] | None:
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
+
+    def put(self, key: str, value: tuple[str, bytes]) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self._capacity:
+            self._items.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        self._items.pop(key, None)
+
+
+class Keyring:
+    """Finds, creates and unwraps subject keys, caching unwrapped keys in memory.
+
+    Args:
+        store: Where wrapped keys live.
+        crypto: Key operations under the master key.
+        capacity: How many subjects' keys to keep unwrapped in memory.
+    """
+
+    def __init__(self, store: LedgerStore, crypto: SubjectCrypto, capacity: int = 100_000) -> None:
+        self.store = store
+        self.crypto = crypto
+        self._by_subject = _LRU(capacity)
+        self._by_id = _LRU(capacity)
+        self._lock = threading.Lock()
+
+    def keys_for(
+        self, subjects: Iterable[tuple[str, str]], now_micros: int
+    ) -> dict[tuple[str, str], tuple[str, bytes]]:
+        """Return ``(key_id, key)`` for each ``(tenant, subject)``, creating missing keys."""
+        found: dict[tuple[str, str], tuple[str, bytes]] = {}
+        missing: dict[str, tuple[str, str]] = {}
+        with self._lock:
+            for tenant, subject in set(subjects):
+                index = self.crypto.subject_index(tenant, subject)
+                cached = self._by_subject.get(index)
+                if cached is None:
+                    missing[index] = (tenant, subject)
+                else:
+                    found[(tenant, subject)] = cached
+        if not missing:
+            return found
+
+        offers = []
+        for index, (tenant, _) in missing.items():
+            key_id, _, wrapped = self.crypto.new_key()
+            offers.append((tenant, index, key_id, wrapped))
+        stored = self.store.subject_keys_for(offers, now_micros)
+        with self._lock:
+            for index, pair in missing.items():
+                key_id, wrapped = stored[index]
+                entry = (key_id, self.crypto.unwrap(key_id, wrapped))
+                self._by_subject.put(index, entry)
+                self._by_id.put(key_id, entry)
+                found[pair] = entry
+        return found
+
+    def keys_by_id(self, key_ids: Collection[str]) -> dict[str, bytes | None]:
+        """Return unwrapped keys by id; None for an erased or unknown key."""
+        found: dict[str, bytes | None] = {}
+        missing = []
+        with self._lock:
+            for key_id in set(key_ids):
+                cached = self._by_id.get(key_id)
+                if cached is None:
+                    missing.append(key_id)
+                else:
+                    found[key_id] = cached[1]
+        if not missing:
+            return found
+        stored = self.store.subject_keys(missing)
+        with self._lock:
+            for key_id in missing:
+                wrapped = stored.get(key_id)
+                if wrapped is None:
+                    found[key_id] = None
+                    continue
+                key = self.crypto.unwrap(key_id, wrapped)
+                self._by_id.put(key_id, (key_id, key))
+                found[key_id] = key
+        return found
+
+    def forget(self, key_id: str, subject_index: str | None = None) -> None:
+        """Drop a key from the cache (after erasure)."""
+        with self._lock:
+            self._by_id.discard(key_id)
+            if subject_index:
+                self._by_subject.discard(subject_index)

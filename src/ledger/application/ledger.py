@@ -1,0 +1,346 @@
+"""The ledger: applies batches of commands to messages in one transaction each.
+
+:meth:`Ledger.execute` is the only write path. For a batch it
+
+1. validates each command (an invalid one gets its error and records nothing);
+2. reads, in one query each, what the batch needs: served request ids, carrier
+   id mappings, parked receipts, the messages themselves (from the cache when
+   present) and subject keys;
+3. applies the commands in order to the in-memory messages, so that commands
+   on the same message within a batch see each other;
+4. saves every new event and side row in one transaction.
+
+If another writer appended to one of the messages first (optimistic
+concurrency), the batch is re-read and re-applied; callers never see that
+conflict. A command that cannot be applied gets its own error and never fails
+the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from ledger.application.batch import Batch
+from ledger.application.commands import (
+    Command,
+    InferExpiry,
+    RecordReceipt,
+    SubmitMessage,
+    command_fingerprint,
+)
+from ledger.application.keyring import Keyring
+from ledger.application.results import CommandResult
+from ledger.domain.identity import message_aggregate_id
+from ledger.domain.message import Message
+from ledger.errors import (
+    FieldViolation,
+    InternalError,
+    InvalidArgumentError,
+    LedgerError,
+    NotFoundError,
+    RequestIdReusedError,
+)
+from ledger.privacy.numbers import check_destination
+from ledger.privacy.subjects import SubjectCrypto
+from ledger.receipts.ids import canonical_carrier_id
+from ledger.receipts.model import CarrierProfile
+from ledger.storage.records import CarrierIdRow, RequestRecord, from_micros, to_micros
+from ledger.storage.store import ConflictError, LedgerStore
+
+__all__ = ["Ledger", "LedgerConfig", "Outcome"]
+
+logger = logging.getLogger(__name__)
+
+Outcome = CommandResult | LedgerError
+"""What one command of a batch produced: its result, or why it was not applied."""
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    """Rules of the ledger that operators may tune.
+
+    Attributes:
+        default_validity: Validity assumed when a Submit names none.
+        expiry_grace: Wait after validity before the ledger infers expiry.
+        late_receipt_window: How long after the expiry deadline a receipt may
+            still match its carrier id; later receipts are parked as orphans,
+            because short carrier ids wrap around.
+        clock_skew: Tolerance when comparing carrier and ledger clocks.
+        request_id_retention: How long a request id is remembered.
+        max_raw_bytes: Largest raw receipt payload stored.
+        conflict_retries: Re-applications of a batch after losing a race.
+        cache_size: Messages kept in memory between batches.
+        connections: Carrier connection profiles by name. When empty, any
+            connection name is accepted with default rules.
+    """
+
+    default_validity: timedelta = timedelta(hours=48)
+    expiry_grace: timedelta = timedelta(minutes=10)
+    late_receipt_window: timedelta = timedelta(days=1)
+    clock_skew: timedelta = timedelta(minutes=5)
+    request_id_retention: timedelta = timedelta(hours=24)
+    max_raw_bytes: int = 65536
+    conflict_retries: int = 8
+    cache_size: int = 50_000
+    connections: Mapping[str, CarrierProfile] = field(default_factory=dict)
+
+    def profile(self, connection: str) -> CarrierProfile:
+        """Return the profile of a connection (default rules when not configured)."""
+        return self.connections.get(connection) or CarrierProfile(name=connection)
+
+
+class _MessageCache:
+    """Messages at their last saved version, shared between batches."""
+
+    def __init__(self, capacity: int) -> None:
+        self._items: OrderedDict[uuid.UUID, Message] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def get_many(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, Message]:
+        with self._lock:
+            found = {}
+            for aggregate_id in ids:
+                message = self._items.get(aggregate_id)
+                if message is not None:
+                    self._items.move_to_end(aggregate_id)
+                    found[aggregate_id] = message
+            return found
+
+    def put_many(self, messages: Sequence[Message]) -> None:
+        with self._lock:
+            for message in messages:
+                self._items[message.id] = message
+                self._items.move_to_end(message.id)
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+
+    def evict(self, ids: set[uuid.UUID]) -> None:
+        with self._lock:
+            for aggregate_id in ids:
+                self._items.pop(aggregate_id, None)
+
+
+class Ledger:
+    """Applies commands to messages and answers queries about them.
+
+    Thread-safe; :meth:`execute` is meant to be called by one group-commit
+    worker at a time, but concurrent calls are correct (they retry on conflict).
+
+    Args:
+        store: Storage of events and side tables.
+        crypto: Key operations under the master key.
+        config: Tunable rules.
+        clock: Returns the current time (aware, UTC).
+    """
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        crypto: SubjectCrypto,
+        config: LedgerConfig | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config or LedgerConfig()
+        self.keyring = Keyring(store, crypto)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._cache = _MessageCache(self.config.cache_size)
+
+    # ----------------------------------------------------------------- writes
+
+    def execute(self, commands: Sequence[Command]) -> list[Outcome]:
+        """Apply a batch of commands; return one outcome per command, in order.
+
+        Raises:
+            UnavailableError: Storage failed; nothing of the batch was recorded.
+        """
+        try:
+            return self._execute_with_retries(commands)
+        except LedgerError:
+            raise
+        except Exception:
+            if len(commands) == 1:
+                logger.exception("command failed with a defect; nothing was recorded")
+                return [InternalError("internal error; nothing was recorded")]
+            # A defect triggered by one command must not fail the others.
+            logger.exception("batch of %d failed with a defect; retrying one by one", len(commands))
+            return [self.execute([command])[0] for command in commands]
+
+    def _execute_with_retries(self, commands: Sequence[Command]) -> list[Outcome]:
+        for attempt in range(self.config.conflict_retries):
+            try:
+                return self._execute_once(commands)
+            except ConflictError:
+                # Someone else appended first; re-read and re-apply.
+                logger.debug("batch of %d lost a race (try %d)", len(commands), attempt + 1)
+                time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+        if len(commands) == 1:
+            return self._execute_once(commands)
+        # Persistent contention: settle each command on its own.
+        return [self._execute_with_retries([command])[0] for command in commands]
+
+    def _execute_once(self, commands: Sequence[Command]) -> list[Outcome]:
+        now = self.clock()
+        outcomes: list[Outcome | None] = [None] * len(commands)
+        valid: list[tuple[int, Command]] = []
+        for index, command in enumerate(commands):
+            error = self._validate(command)
+            if error is None:
+                valid.append((index, command))
+            else:
+                outcomes[index] = error
+
+        batch = Batch(self, now, [c for _, c in valid])
+        try:
+            served: dict[tuple[str, str], tuple[str, Outcome]] = {}
+            for index, command in valid:
+                outcomes[index] = self._apply_once(batch, command, served)
+            batch.schedule_expiries()
+            self.store.save(batch.changed_messages(), batch.side)
+        except BaseException:
+            # In-memory messages may hold events that were never saved.
+            self._cache.evict(batch.loaded_ids())
+            raise
+        self._cache.put_many(batch.loaded_messages())
+        return [o for o in outcomes if o is not None]
+
+    def _apply_once(
+        self,
+        batch: Batch,
+        command: Command,
+        served: dict[tuple[str, str], tuple[str, Outcome]],
+    ) -> Outcome:
+        request_key = (command.tenant, command.request_id) if command.request_id else None
+        fingerprint = ""
+        if request_key is not None:
+            fingerprint = command_fingerprint(command)
+            earlier = served.get(request_key)
+            if earlier is None:
+                stored = batch.requests.get(request_key)
+                if stored is not None:
+                    earlier = (stored.fingerprint, CommandResult.from_json(stored.result))
+            if earlier is not None:
+                if earlier[0] != fingerprint:
+                    return RequestIdReusedError(*request_key)
+                result = earlier[1]
+                return result.as_replay() if isinstance(result, CommandResult) else result
+
+        try:
+            outcome: Outcome = batch.apply(command)
+        except LedgerError as error:
+            outcome = error
+
+        if request_key is not None and isinstance(outcome, CommandResult):
+            served[request_key] = (fingerprint, outcome)
+            batch.side.requests.append(
+                RequestRecord(
+                    tenant=request_key[0],
+                    request_id=request_key[1],
+                    fingerprint=fingerprint,
+                    result=outcome.to_json(),
+                    created_at=to_micros(batch.now),
+                )
+            )
+        return outcome
+
+    def _validate(self, command: Command) -> LedgerError | None:
+        violations = command.violations()
+        if isinstance(command, SubmitMessage):
+            checked = check_destination(command.destination)
+            if isinstance(checked, FieldViolation):
+                violations.append(checked)
+        if isinstance(command, RecordReceipt) and command.raw is not None:
+            size = len(command.raw.body)
+            if size > self.config.max_raw_bytes:
+                violations.append(
+                    FieldViolation(
+                        "raw.body", f"is {size} bytes; the maximum is {self.config.max_raw_bytes}"
+                    )
+                )
+        if self.config.connections:
+            names = self._named_connections(command)
+            for field_name, name in names:
+                if name and name not in self.config.connections:
+                    known = ", ".join(sorted(self.config.connections))
+                    violations.append(
+                        FieldViolation(
+                            field_name, f"{name!r} is not a configured connection ({known})"
+                        )
+                    )
+        return InvalidArgumentError(violations) if violations else None
+
+    @staticmethod
+    def _named_connections(command: Command) -> list[tuple[str, str | None]]:
+        if isinstance(command, SubmitMessage):
+            return [("carrier", command.carrier)]
+        if isinstance(command, RecordReceipt) and command.carrier_message_id is not None:
+            return [("target.carrier.connection", command.connection)]
+        return []
+
+    def expire_due(self, limit: int = 500) -> int:
+        """Infer expiry for attempts past their deadline; return how many expired."""
+        now = self.clock()
+        due = self.store.due_expiries(to_micros(now), limit)
+        commands: list[Command] = [
+            InferExpiry(
+                aggregate_id=row.aggregate_id,
+                attempt=row.attempt,
+                deadline=from_micros(row.due_at),
+            )
+            for row in due
+        ]
+        if not commands:
+            return 0
+        outcomes = self.execute(commands)
+        return sum(1 for o in outcomes if isinstance(o, CommandResult) and o.events)
+
+    def purge_request_ids(self) -> None:
+        """Forget request ids older than the retention period."""
+        cutoff = self.clock() - self.config.request_id_retention
+        self.store.purge_requests(to_micros(cutoff))
+
+    # ---------------------------------------------------------------- queries
+
+    def get_message(self, tenant: str, message_id: str) -> tuple[Message, int]:
+        """Return a message rebuilt from its events and its duplicate count.
+
+        Raises:
+            NotFoundError: The tenant has no message with this id.
+        """
+        aggregate_id = message_aggregate_id(tenant, message_id)
+        message = self.store.load_messages([aggregate_id]).get(aggregate_id)
+        if message is None:
+            raise NotFoundError(f"tenant {tenant!r} has no message {message_id!r}")
+        duplicates = self.store.duplicate_counts([aggregate_id]).get(aggregate_id, 0)
+        return message, duplicates
+
+    def lookup_carrier_id(
+        self, tenant: str, connection: str, carrier_message_id: str
+    ) -> tuple[CarrierIdRow, str]:
+        """Return the latest mapping of a carrier id on a connection and its canonical form.
+
+        Raises:
+            NotFoundError: The id is not known on this connection for this tenant.
+        """
+        profile = self.config.profile(connection)
+        canonical = canonical_carrier_id(carrier_message_id, profile.receipt_id_base)
+        rows = [
+            r
+            for r in self.store.find_carrier_ids([canonical])
+            if r.tenant == tenant and r.connection == connection
+        ]
+        if not rows:
+            raise NotFoundError(
+                f"carrier message id {carrier_message_id!r} is not known on connection "
+                f"{connection!r} for tenant {tenant!r}"
+            )
+        return max(rows, key=lambda r: r.accepted_at), canonical

@@ -1,0 +1,23 @@
+"""The ``smsledger`` command line."""
+
+from __future__ import annotations
+
+import click
+
+from ledger.cli.audit import history_command, verify_command
+from ledger.cli.serve import serve_command
+from ledger.cli.simulate import simulate_command
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sms-delivery-ledger")
+def main() -> None:
+    """SMS Delivery Ledger: an event-sourced record of what happened to every SMS."""
+
+
+main.add_command(serve_command)
+main.add_command(history_command)
+main.add_command(verify_command)
+main.add_command(simulate_command)

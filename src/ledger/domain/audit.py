@@ -1,0 +1,79 @@
+"""Tamper-evident hashing of events: canonical encoding and the hash chain.
+
+Each event's hash is ``SHA-256(previous_hash || canonical_json(record))``, where
+``previous_hash`` is the 32-byte digest of the message's previous event (32 zero
+bytes for the first event) and ``record`` holds every stored field of the event
+plus its aggregate id, version and type name. The canonical JSON form is RFC 8785
+(JCS) for the value types events use: object keys sorted, no whitespace, UTF-8,
+no floats. Byte strings are written as standard base64 text and timestamps as
+``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC. docs/audit.md describes the encoding for
+independent verifiers.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+__all__ = [
+    "GENESIS_HASH",
+    "canonical_json",
+    "chain_hash",
+    "event_id",
+    "format_timestamp",
+]
+
+GENESIS_HASH = "0" * 64
+"""The previous-hash value of a message's first event, as hex."""
+
+
+def format_timestamp(value: datetime) -> str:
+    """Format an aware datetime as UTC with microseconds and a ``Z`` suffix."""
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp {value!r} has no time zone")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _canonical_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, timedelta):
+        return round(value.total_seconds() * 1_000_000)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return _canonical_value(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): _canonical_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical_value(v) for v in value]
+    raise TypeError(f"cannot hash a value of type {type(value).__name__}")
+
+
+def canonical_json(record: Mapping[str, Any]) -> bytes:
+    """Encode a record as canonical JSON bytes (see the module docstring)."""
+    return json.dumps(
+        _canonical_value(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode("utf-8")
+
+
+def chain_hash(previous_hash: str, record: Mapping[str, Any]) -> str:
+    """Return the hex hash of ``record`` chained to ``previous_hash`` (hex)."""
+    digest = hashlib.sha256(bytes.fromhex(previous_hash))
+    digest.update(canonical_json(record))
+    return digest.hexdigest()
+
+
+def event_id(aggregate_id: uuid.UUID, version: int) -> uuid.UUID:
+    """Return the deterministic id of an event: UUIDv5(aggregate id, version)."""
+    return uuid.uuid5(aggregate_id, str(version))

@@ -1,0 +1,133 @@
+"""Exceptions raised by the ledger.
+
+Every error the ledger raises on purpose derives from :class:`LedgerError`, and the
+gRPC layer maps each class to one status code (``ledger.server.status``)::
+
+    LedgerError
+    ├── InvalidArgumentError          INVALID_ARGUMENT, with field violations
+    │   └── ReceiptParseError         a carrier receipt that cannot be parsed
+    ├── NotFoundError                 NOT_FOUND
+    ├── FailedPreconditionError       FAILED_PRECONDITION
+    │   ├── RequestIdReusedError      same request id, different command
+    │   └── LifecycleError            command not allowed in the message's state
+    ├── ResourceExhaustedError        RESOURCE_EXHAUSTED, with a retry delay
+    ├── DeadlineExceededError         DEADLINE_EXCEEDED
+    ├── UnavailableError              UNAVAILABLE: storage down, retry later
+    └── InternalError                 INTERNAL: a defect; nothing was recorded
+
+Messages never contain a full phone number: callers pass masked values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "DeadlineExceededError",
+    "FailedPreconditionError",
+    "FieldViolation",
+    "InternalError",
+    "InvalidArgumentError",
+    "LedgerError",
+    "LifecycleError",
+    "NotFoundError",
+    "ReceiptParseError",
+    "RequestIdReusedError",
+    "ResourceExhaustedError",
+    "UnavailableError",
+]
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One invalid field of a request: its path and why it is invalid."""
+
+    field: str
+    description: str
+
+
+class LedgerError(Exception):
+    """Root of the errors the ledger raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgumentError(LedgerError):
+    """A request field has an invalid value; nothing was recorded."""
+
+    def __init__(self, violations: list[FieldViolation] | FieldViolation) -> None:
+        if isinstance(violations, FieldViolation):
+            violations = [violations]
+        self.violations = list(violations)
+        text = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        super().__init__(f"invalid argument: {text}")
+
+
+class ReceiptParseError(InvalidArgumentError):
+    """A carrier receipt cannot be parsed in its declared format.
+
+    Attributes:
+        format: The receipt format the parser expected, such as ``smpp-text``.
+        field: The receipt field that failed, such as ``stat`` or ``done date``.
+        value: The offending value, shortened to 64 characters.
+    """
+
+    def __init__(self, format: str, field: str, value: str, reason: str) -> None:
+        self.format = format
+        self.field = field
+        self.value = value[:64]
+        self.reason = reason
+        super().__init__(
+            FieldViolation(
+                field=f"body.{field}",
+                description=f"{format} receipt: {reason} (value {self.value!r})",
+            )
+        )
+
+
+class NotFoundError(LedgerError):
+    """The named message, carrier id or resource does not exist for this tenant."""
+
+
+class FailedPreconditionError(LedgerError):
+    """The command is valid but cannot be applied in the current state."""
+
+
+class RequestIdReusedError(FailedPreconditionError):
+    """A request id already served a different command of the same tenant."""
+
+    def __init__(self, tenant: str, request_id: str) -> None:
+        self.tenant = tenant
+        self.request_id = request_id
+        super().__init__(
+            f"request id {request_id!r} of tenant {tenant!r} was already used for a "
+            "different command; send a new request id for a new command"
+        )
+
+
+class LifecycleError(FailedPreconditionError):
+    """The message's lifecycle does not allow the command, such as a new attempt
+    after a permanent failure.
+    """
+
+
+class ResourceExhaustedError(LedgerError):
+    """A limit was exceeded; the caller may retry after ``retry_after_seconds``."""
+
+    def __init__(self, message: str, retry_after_seconds: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class DeadlineExceededError(LedgerError):
+    """The caller's deadline passed before the command reached storage."""
+
+
+class UnavailableError(LedgerError):
+    """Storage is unreachable or timed out; nothing was recorded, retry later."""
+
+
+class InternalError(LedgerError):
+    """A defect in the ledger stopped the command; nothing of it was recorded."""

@@ -1,0 +1,1 @@
+"""Personal data handling: number checks, masking and per-subject encryption."""

@@ -1,0 +1,1 @@
+"""Conversions between the ledger's own types and the ledger.v1 protobuf messages."""

@@ -1,0 +1,1 @@
+"""Parsing and normalization of carrier delivery receipts."""

@@ -1,0 +1,1 @@
+"""Persistence of the ledger: the event log (eventsourcing) and its side tables."""

@@ -1,0 +1,86 @@
+"""PostgreSQL recorder of the ledger: the eventsourcing recorder plus side tables."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+)
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from ledger.storage.records import SideWrites
+from ledger.storage.tables import POSTGRES, SideTables
+
+__all__ = ["LedgerPostgresRecorder"]
+
+
+class LedgerPostgresRecorder(PostgresApplicationRecorder):
+    """Application recorder that writes the side tables in the events' transaction.
+
+    The side rows are written after the events table lock is taken, so that
+    every writer takes locks in the same order (table lock, then rows) and
+    writers on several nodes cannot deadlock on a request id row.
+    """
+
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        base = events_table_name.removesuffix("_events")
+        self.side_tables = SideTables(POSTGRES, f'"{datastore.schema}".{base}_')
+        self.sql_create_statements.extend(
+            SQL(statement)  # type: ignore[arg-type]
+            for statement in self.side_tables.create_statements()
+        )
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        side: SideWrites | None = kwargs.get("side")
+        if side and not stored_events:
+            # No events means no table lock; the side rows are the whole write.
+            self.side_tables.write(curs, side)
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        self._lock_table(curs)
+        side: SideWrites | None = kwargs.get("side")
+        if side:
+            self.side_tables.write(curs, side)
+        self._notify_channel(curs)
+        PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
+
+    def select_stored_events(
+        self, originator_ids: Collection[uuid.UUID]
+    ) -> list[tuple[StoredEvent, int]]:
+        """Return the events of several messages with their log positions,
+        ordered by message and version.
+        """
+        statement = SQL(
+            "SELECT originator_id, originator_version, topic, state, notification_id "
+            "FROM {schema}.{table} WHERE originator_id = ANY(%s) "
+            "ORDER BY originator_id, originator_version"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, [list(originator_ids)], prepare=True)
+            return [
+                (
+                    StoredEvent(
+                        originator_id=row["originator_id"],
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=bytes(row["state"]),
+                    ),
+                    row["notification_id"],
+                )
+                for row in curs.fetchall()
+            ]

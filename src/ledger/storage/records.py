@@ -1,0 +1,143 @@
+"""Rows the ledger keeps beside the event log, written in the same transaction
+as the events they belong to.
+
+Times are integer microseconds since the Unix epoch (UTC) in every table, so
+SQLite and PostgreSQL store and compare them the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+__all__ = [
+    "CarrierIdRow",
+    "ExpiryRow",
+    "ParkedReceipt",
+    "RequestRecord",
+    "SideWrites",
+    "from_micros",
+    "to_micros",
+]
+
+
+def to_micros(value: datetime) -> int:
+    """Return an aware datetime as integer microseconds since the epoch."""
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    """Return microseconds since the epoch as an aware UTC datetime."""
+    return _EPOCH + timedelta(microseconds=value)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """A served request id: the command's fingerprint and its first result.
+
+    Attributes:
+        tenant: Tenant the request id is scoped to.
+        request_id: The caller's request id.
+        fingerprint: SHA-256 hex of the command's canonical content.
+        result: The first result, as JSON text.
+        created_at: When it was first served (epoch microseconds).
+    """
+
+    tenant: str
+    request_id: str
+    fingerprint: str
+    result: str
+    created_at: int
+
+
+@dataclass(frozen=True)
+class CarrierIdRow:
+    """One carrier message id mapped to the message segment it names.
+
+    Attributes:
+        tenant: Tenant of the message.
+        connection: Carrier connection the id was issued on.
+        canonical_id: The id in canonical matching form.
+        aggregate_id: The message.
+        message_id: The caller's id of the message.
+        attempt: Attempt the id belongs to.
+        segment: 1-based segment, 0 for an id that covers the whole message.
+        accepted_at: When the carrier issued it (epoch microseconds).
+        valid_until: End of the window in which receipts may name it.
+    """
+
+    tenant: str
+    connection: str
+    canonical_id: str
+    aggregate_id: uuid.UUID
+    message_id: str
+    attempt: int
+    segment: int
+    accepted_at: int
+    valid_until: int
+
+
+@dataclass(frozen=True)
+class ParkedReceipt:
+    """A receipt waiting for the acceptance that names its carrier id.
+
+    Attributes:
+        receipt_id: Id of this parked receipt.
+        tenant: Tenant it arrived for.
+        connection: Carrier connection it arrived on.
+        canonical_id: Its carrier id in canonical form.
+        fingerprint: Identity for duplicate detection.
+        received_at: First arrival (epoch microseconds).
+        report: The normalized receipt as JSON text.
+        raw_ciphertext: The raw payload, encrypted under the tenant's
+            unattributed-data key, or None.
+        raw_key_id: Id of that key.
+    """
+
+    receipt_id: uuid.UUID
+    tenant: str
+    connection: str
+    canonical_id: str
+    fingerprint: str
+    received_at: int
+    report: str
+    raw_ciphertext: bytes | None
+    raw_key_id: str | None
+
+
+@dataclass(frozen=True)
+class ExpiryRow:
+    """When the ledger gives up waiting for a final receipt of an attempt."""
+
+    aggregate_id: uuid.UUID
+    attempt: int
+    due_at: int
+
+
+@dataclass
+class SideWrites:
+    """Everything a batch writes beside its events, in the same transaction."""
+
+    requests: list[RequestRecord] = field(default_factory=list)
+    carrier_ids: list[CarrierIdRow] = field(default_factory=list)
+    parked: list[ParkedReceipt] = field(default_factory=list)
+    unparked: list[uuid.UUID] = field(default_factory=list)
+    duplicates: dict[uuid.UUID, int] = field(default_factory=dict)
+    expiry_set: list[ExpiryRow] = field(default_factory=list)
+    expiry_cleared: list[uuid.UUID] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.requests
+            or self.carrier_ids
+            or self.parked
+            or self.unparked
+            or self.duplicates
+            or self.expiry_set
+            or self.expiry_cleared
+        )

@@ -1,0 +1,413 @@
+"""SQL of the side tables, for SQLite and PostgreSQL.
+
+Both databases get the same tables and statements; only the parameter style,
+the binary column type and how a list parameter is passed differ (see
+:class:`Dialect`). Ids are stored as text and times as epoch microseconds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ledger.storage.records import (
+    CarrierIdRow,
+    ExpiryRow,
+    ParkedReceipt,
+    RequestRecord,
+    SideWrites,
+)
+
+__all__ = ["POSTGRES", "SQLITE", "Dialect", "SideTables"]
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the side tables use."""
+
+    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
+
+    def executemany(self, query: Any, params_seq: Any, /) -> Any: ...
+
+    def fetchall(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """Differences between the two SQL databases the ledger supports."""
+
+    name: str
+    placeholder: str
+    blob_type: str
+    # PostgreSQL takes a list as one array parameter; SQLite needs one
+    # placeholder per element.
+    array_parameters: bool
+
+    def sql(self, statement: str) -> str:
+        """Return ``statement`` with ``%s`` placeholders in this dialect's style."""
+        return statement if self.placeholder == "%s" else statement.replace("%s", self.placeholder)
+
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """Return a condition "column is one of values" and its parameters."""
+        if self.array_parameters:
+            return f"{column} = ANY(%s)", [list(values)]
+        marks = ",".join(["%s"] * len(values))
+        return f"{column} IN ({marks})", list(values)
+
+
+POSTGRES = Dialect("postgresql", "%s", "BYTEA", array_parameters=True)
+SQLITE = Dialect("sqlite", "?", "BLOB", array_parameters=False)
+
+# SQLite allows 32,766 parameters per statement; stay well below it.
+_CHUNK = 500
+
+
+def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
+    return [values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK)]
+
+
+class SideTables:
+    """Statements of the side tables for one dialect and table prefix.
+
+    Args:
+        dialect: The database dialect.
+        prefix: Prefix of every table name, including a schema qualifier
+            where one is needed, such as ``"ledger_"`` or ``'"s1".ledger_'``.
+    """
+
+    def __init__(self, dialect: Dialect, prefix: str) -> None:
+        self.dialect = dialect
+        self.prefix = prefix
+        t = prefix
+        self.requests = f"{t}requests"
+        self.carrier_ids = f"{t}carrier_ids"
+        self.parked = f"{t}parked"
+        self.duplicates = f"{t}duplicates"
+        self.expiry = f"{t}expiry"
+        self.subject_keys = f"{t}subject_keys"
+
+    # ----------------------------------------------------------------- schema
+
+    def create_statements(self) -> list[str]:
+        """Return the DDL that creates every side table and index if missing."""
+        blob = self.dialect.blob_type
+        index = self._index_name
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self.requests} ("
+            "tenant TEXT NOT NULL, request_id TEXT NOT NULL, fingerprint TEXT NOT NULL, "
+            "result TEXT NOT NULL, created_at BIGINT NOT NULL, "
+            "PRIMARY KEY (tenant, request_id))",
+            f"CREATE INDEX IF NOT EXISTS {index('requests_created')} "
+            f"ON {self.requests} (created_at)",
+            f"CREATE TABLE IF NOT EXISTS {self.carrier_ids} ("
+            "tenant TEXT NOT NULL, connection TEXT NOT NULL, canonical_id TEXT NOT NULL, "
+            "aggregate_id TEXT NOT NULL, message_id TEXT NOT NULL, attempt INTEGER NOT NULL, "
+            "segment INTEGER NOT NULL, accepted_at BIGINT NOT NULL, valid_until BIGINT NOT NULL, "
+            "PRIMARY KEY (canonical_id, connection, tenant, aggregate_id, attempt, segment))",
+            f"CREATE TABLE IF NOT EXISTS {self.parked} ("
+            "receipt_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, connection TEXT NOT NULL, "
+            "canonical_id TEXT NOT NULL, fingerprint TEXT NOT NULL, received_at BIGINT NOT NULL, "
+            f"report TEXT NOT NULL, raw_ciphertext {blob}, raw_key_id TEXT, "
+            "UNIQUE (canonical_id, connection, tenant, fingerprint))",
+            f"CREATE INDEX IF NOT EXISTS {index('parked_received')} ON {self.parked} (received_at)",
+            f"CREATE TABLE IF NOT EXISTS {self.duplicates} ("
+            "aggregate_id TEXT PRIMARY KEY, count BIGINT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {self.expiry} ("
+            "aggregate_id TEXT PRIMARY KEY, attempt INTEGER NOT NULL, due_at BIGINT NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS {index('expiry_due')} ON {self.expiry} (due_at)",
+            f"CREATE TABLE IF NOT EXISTS {self.subject_keys} ("
+            "key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, subject_index TEXT UNIQUE, "
+            f"wrapped_key {blob}, created_at BIGINT NOT NULL, erased_at BIGINT)",
+        ]
+
+    def _index_name(self, suffix: str) -> str:
+        # Index names take no schema qualifier; they live in the table's schema.
+        bare = self.prefix.rsplit(".", 1)[-1]
+        return f"{bare}{suffix}_idx"
+
+    # ----------------------------------------------------------------- writes
+
+    def write(self, cursor: Cursor, side: SideWrites) -> None:
+        """Execute every write of ``side`` on ``cursor`` (inside the caller's transaction)."""
+        sql = self.dialect.sql
+        if side.requests:
+            cursor.executemany(
+                sql(
+                    f"INSERT INTO {self.requests} "
+                    "(tenant, request_id, fingerprint, result, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s)"
+                ),
+                [
+                    (r.tenant, r.request_id, r.fingerprint, r.result, r.created_at)
+                    for r in side.requests
+                ],
+            )
+        if side.carrier_ids:
+            cursor.executemany(
+                sql(
+                    f"INSERT INTO {self.carrier_ids} (tenant, connection, canonical_id, "
+                    "aggregate_id, message_id, attempt, segment, accepted_at, valid_until) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+                ),
+                [
+                    (
+                        r.tenant,
+                        r.connection,
+                        r.canonical_id,
+                        str(r.aggregate_id),
+                        r.message_id,
+                        r.attempt,
+                        r.segment,
+                        r.accepted_at,
+                        r.valid_until,
+                    )
+                    for r in side.carrier_ids
+                ],
+            )
+        if side.parked:
+            cursor.executemany(
+                sql(
+                    f"INSERT INTO {self.parked} (receipt_id, tenant, connection, canonical_id, "
+                    "fingerprint, received_at, report, raw_ciphertext, raw_key_id) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+                ),
+                [
+                    (
+                        str(p.receipt_id),
+                        p.tenant,
+                        p.connection,
+                        p.canonical_id,
+                        p.fingerprint,
+                        p.received_at,
+                        p.report,
+                        p.raw_ciphertext,
+                        p.raw_key_id,
+                    )
+                    for p in side.parked
+                ],
+            )
+        if side.unparked:
+            cursor.executemany(
+                sql(f"DELETE FROM {self.parked} WHERE receipt_id = %s"),
+                [(str(i),) for i in side.unparked],
+            )
+        if side.duplicates:
+            cursor.executemany(
+                sql(
+                    f"INSERT INTO {self.duplicates} AS d (aggregate_id, count) VALUES (%s, %s) "
+                    "ON CONFLICT (aggregate_id) DO UPDATE SET count = d.count + excluded.count"
+                ),
+                [(str(k), n) for k, n in side.duplicates.items()],
+            )
+        if side.expiry_set:
+            cursor.executemany(
+                sql(
+                    f"INSERT INTO {self.expiry} (aggregate_id, attempt, due_at) "
+                    "VALUES (%s, %s, %s) ON CONFLICT (aggregate_id) "
+                    "DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at"
+                ),
+                [(str(r.aggregate_id), r.attempt, r.due_at) for r in side.expiry_set],
+            )
+        if side.expiry_cleared:
+            cursor.executemany(
+                sql(f"DELETE FROM {self.expiry} WHERE aggregate_id = %s"),
+                [(str(i),) for i in side.expiry_cleared],
+            )
+
+    # ------------------------------------------------------------------ reads
+
+    def select_requests(
+        self, cursor: Cursor, tenant_request_ids: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], RequestRecord]:
+        """Return the stored request ids among ``(tenant, request_id)`` pairs."""
+        wanted = set(tenant_request_ids)
+        found: dict[tuple[str, str], RequestRecord] = {}
+        for chunk in _chunks(sorted({r for _, r in wanted})):
+            condition, params = self.dialect.in_list("request_id", chunk)
+            cursor.execute(
+                self.dialect.sql(
+                    "SELECT tenant, request_id, fingerprint, result, created_at "
+                    f"FROM {self.requests} WHERE {condition}"
+                ),
+                params,
+            )
+            for row in cursor.fetchall():
+                key = (row["tenant"], row["request_id"])
+                if key in wanted:
+                    found[key] = RequestRecord(
+                        tenant=row["tenant"],
+                        request_id=row["request_id"],
+                        fingerprint=row["fingerprint"],
+                        result=row["result"],
+                        created_at=row["created_at"],
+                    )
+        return found
+
+    def select_carrier_ids(
+        self, cursor: Cursor, canonical_ids: Collection[str]
+    ) -> list[CarrierIdRow]:
+        """Return every mapping of the given canonical ids, on any connection."""
+        rows: list[CarrierIdRow] = []
+        for chunk in _chunks(sorted(set(canonical_ids))):
+            condition, params = self.dialect.in_list("canonical_id", chunk)
+            cursor.execute(
+                self.dialect.sql(
+                    "SELECT tenant, connection, canonical_id, aggregate_id, message_id, attempt, "
+                    f"segment, accepted_at, valid_until FROM {self.carrier_ids} WHERE {condition}"
+                ),
+                params,
+            )
+            rows.extend(
+                CarrierIdRow(
+                    tenant=row["tenant"],
+                    connection=row["connection"],
+                    canonical_id=row["canonical_id"],
+                    aggregate_id=uuid.UUID(row["aggregate_id"]),
+                    message_id=row["message_id"],
+                    attempt=row["attempt"],
+                    segment=row["segment"],
+                    accepted_at=row["accepted_at"],
+                    valid_until=row["valid_until"],
+                )
+                for row in cursor.fetchall()
+            )
+        return rows
+
+    def select_parked(self, cursor: Cursor, canonical_ids: Collection[str]) -> list[ParkedReceipt]:
+        """Return parked receipts of the given canonical ids, oldest first."""
+        rows: list[ParkedReceipt] = []
+        for chunk in _chunks(sorted(set(canonical_ids))):
+            condition, params = self.dialect.in_list("canonical_id", chunk)
+            cursor.execute(self.dialect.sql(self._select_parked(condition)), params)
+            rows.extend(_parked(row) for row in cursor.fetchall())
+        rows.sort(key=lambda p: (p.received_at, str(p.receipt_id)))
+        return rows
+
+    def list_parked(
+        self, cursor: Cursor, tenant: str, received_before: int, limit: int
+    ) -> list[ParkedReceipt]:
+        """Return a tenant's parked receipts that arrived before a time, oldest first."""
+        cursor.execute(
+            self.dialect.sql(
+                self._select_parked("tenant = %s AND received_at < %s")
+                + " ORDER BY received_at, receipt_id LIMIT %s"
+            ),
+            [tenant, received_before, limit],
+        )
+        return [_parked(row) for row in cursor.fetchall()]
+
+    def _select_parked(self, condition: str) -> str:
+        return (
+            "SELECT receipt_id, tenant, connection, canonical_id, fingerprint, received_at, "
+            f"report, raw_ciphertext, raw_key_id FROM {self.parked} WHERE {condition}"
+        )
+
+    def select_duplicates(
+        self, cursor: Cursor, aggregate_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, int]:
+        """Return the duplicate-receipt counters of the given messages."""
+        found: dict[uuid.UUID, int] = {}
+        for chunk in _chunks(sorted(str(i) for i in aggregate_ids)):
+            condition, params = self.dialect.in_list("aggregate_id", chunk)
+            cursor.execute(
+                self.dialect.sql(
+                    f"SELECT aggregate_id, count FROM {self.duplicates} WHERE {condition}"
+                ),
+                params,
+            )
+            for row in cursor.fetchall():
+                found[uuid.UUID(row["aggregate_id"])] = row["count"]
+        return found
+
+    def select_due_expiries(self, cursor: Cursor, now: int, limit: int) -> list[ExpiryRow]:
+        """Return attempts whose expiry deadline has passed, earliest first."""
+        cursor.execute(
+            self.dialect.sql(
+                f"SELECT aggregate_id, attempt, due_at FROM {self.expiry} "
+                "WHERE due_at <= %s ORDER BY due_at LIMIT %s"
+            ),
+            [now, limit],
+        )
+        return [
+            ExpiryRow(uuid.UUID(row["aggregate_id"]), row["attempt"], row["due_at"])
+            for row in cursor.fetchall()
+        ]
+
+    def subject_keys_for(
+        self,
+        cursor: Cursor,
+        offers: Sequence[tuple[str, str, str, bytes]],
+        now: int,
+    ) -> dict[str, tuple[str, bytes]]:
+        """Return the keys of several subjects, storing offered keys for new ones.
+
+        Args:
+            cursor: Cursor inside a transaction that the caller commits.
+            offers: ``(tenant, subject_index, new_key_id, new_wrapped_key)`` per subject.
+            now: Creation time for new keys (epoch microseconds).
+
+        Returns:
+            ``(key_id, wrapped_key)`` by subject index. Concurrent callers that
+            offer different keys for one subject all get the one stored first.
+        """
+        cursor.executemany(
+            self.dialect.sql(
+                f"INSERT INTO {self.subject_keys} "
+                "(key_id, tenant, subject_index, wrapped_key, created_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (subject_index) DO NOTHING"
+            ),
+            [(key_id, tenant, index, wrapped, now) for tenant, index, key_id, wrapped in offers],
+        )
+        found: dict[str, tuple[str, bytes]] = {}
+        for chunk in _chunks(sorted({index for _, index, _, _ in offers})):
+            condition, params = self.dialect.in_list("subject_index", chunk)
+            cursor.execute(
+                self.dialect.sql(
+                    f"SELECT subject_index, key_id, wrapped_key FROM {self.subject_keys} "
+                    f"WHERE {condition}"
+                ),
+                params,
+            )
+            for row in cursor.fetchall():
+                found[row["subject_index"]] = (row["key_id"], bytes(row["wrapped_key"]))
+        return found
+
+    def select_subject_keys(
+        self, cursor: Cursor, key_ids: Collection[str]
+    ) -> dict[str, bytes | None]:
+        """Return wrapped keys by id; an erased key maps to None, an unknown id is absent."""
+        found: dict[str, bytes | None] = {}
+        for chunk in _chunks(sorted(set(key_ids))):
+            condition, params = self.dialect.in_list("key_id", chunk)
+            cursor.execute(
+                self.dialect.sql(
+                    f"SELECT key_id, wrapped_key FROM {self.subject_keys} WHERE {condition}"
+                ),
+                params,
+            )
+            for row in cursor.fetchall():
+                wrapped = row["wrapped_key"]
+                found[row["key_id"]] = bytes(wrapped) if wrapped is not None else None
+        return found
+
+    def delete_requests_before(self, cursor: Cursor, before: int) -> None:
+        """Delete request ids first served before ``before``."""
+        cursor.execute(
+            self.dialect.sql(f"DELETE FROM {self.requests} WHERE created_at < %s"), [before]
+        )
+
+
+def _parked(row: Any) -> ParkedReceipt:
+    ciphertext = row["raw_ciphertext"]
+    return ParkedReceipt(
+        receipt_id=uuid.UUID(row["receipt_id"]),
+        tenant=row["tenant"],
+        connection=row["connection"],
+        canonical_id=row["canonical_id"],
+        fingerprint=row["fingerprint"],
+        received_at=row["received_at"],
+        report=row["report"],
+        raw_ciphertext=bytes(ciphertext) if ciphertext is not None else None,
+        raw_key_id=row["raw_key_id"],
+    )
