@@ -14,7 +14,10 @@ from ledger.receipts.parse import parse_receipt
 from .pdus import c_string, data_sm, deliver_sm, tlv
 
 MAP = CarrierProfile(name="smsc", error_table="gsm-map")
-TEXT = b"id:0000436949 sub:001 dlvrd:001 submit date:2603140925 done date:2603140926 stat:DELIVRD err:000 text:Hello there"
+TEXT = (
+    b"id:0000436949 sub:001 dlvrd:001 submit date:2603140925 done date:2603140926 "
+    b"stat:DELIVRD err:000 text:Hello there"
+)
 
 RECEIPTED_ID = 0x001E
 MESSAGE_STATE = 0x0427
@@ -230,3 +233,13 @@ def test_pdu_without_text_kept_identical() -> None:
     parsed = parse(pdu)
     assert parsed.redacted_body == pdu
     assert parsed.redactions == ()
+
+
+def test_unreadable_short_message_fully_redacted() -> None:
+    ucs2 = "id:1 stat:DELIVRD text:Hi".encode("utf-16-be")
+    tlvs = tlv(MESSAGE_STATE, bytes([2])) + tlv(RECEIPTED_ID, c_string(b"1"))
+    parsed = parse(deliver_sm(ucs2, tlvs=tlvs))
+    assert parsed.receipts[0].status is ReceiptStatus.DELIVERED
+    assert ucs2 not in parsed.redacted_body
+    assert b"[redacted]" in parsed.redacted_body
+    assert parsed.redactions == ("short_message.text",)

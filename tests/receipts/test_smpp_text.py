@@ -203,7 +203,9 @@ def test_invalid_done_date_warns() -> None:
     [("+03:00", 6), ("-0500", 14), ("UTC+3", 6), ("Europe/Berlin", 8), ("UTC", 9)],
 )
 def test_connection_zone_applied(zone: str, expected_hour: int) -> None:
-    receipt = parse("id:1 done date:2603140926 stat:DELIVRD", CarrierProfile(name="z", timezone=zone))
+    receipt = parse(
+        "id:1 done date:2603140926 stat:DELIVRD", CarrierProfile(name="z", timezone=zone)
+    )
     assert receipt.done_at is not None
     assert receipt.done_at.tzinfo is UTC
     assert receipt.done_at.hour == expected_hour
@@ -211,7 +213,9 @@ def test_connection_zone_applied(zone: str, expected_hour: int) -> None:
 
 def test_unknown_zone_is_parse_error() -> None:
     with pytest.raises(ReceiptParseError) as info:
-        parse("id:1 done date:2603140926 stat:DELIVRD", CarrierProfile(name="z", timezone="Mars/Base"))
+        parse(
+            "id:1 done date:2603140926 stat:DELIVRD", CarrierProfile(name="z", timezone="Mars/Base")
+        )
     assert info.value.field == "timezone"
 
 
@@ -252,3 +256,18 @@ def test_non_receipt_text_rejected() -> None:
         parse("hello, are you there?")
     assert info.value.field == "stat"
     assert info.value.format == "smpp-text"
+
+
+def test_blank_after_colon_tolerated() -> None:
+    receipt = parse("id: 77 done date: 2603140926 stat: UNDELIV err: 001")
+    assert receipt.carrier_message_id == "77"
+    assert receipt.status is ReceiptStatus.FAILED
+    assert receipt.error_code == "001"
+    assert receipt.done_at == datetime(2026, 3, 14, 9, 26, tzinfo=UTC)
+
+
+def test_empty_value_before_next_key() -> None:
+    receipt = parse("id: stat:DELIVRD err: text:x")
+    assert receipt.carrier_message_id is None
+    assert receipt.status is ReceiptStatus.DELIVERED
+    assert receipt.error_code is None

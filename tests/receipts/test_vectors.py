@@ -89,5 +89,7 @@ def test_part_receipts_match_own_part_ids() -> None:
         receipt = parse_receipt("smpp-text", text, "", profile).receipts[0]
         assert receipt.carrier_message_id is not None
         keys = [canonical_carrier_id(pid, profile.submit_id_base) for pid in part_ids]
-        assert canonical_carrier_id(receipt.carrier_message_id, profile.receipt_id_base) == keys[index]
+        assert (
+            canonical_carrier_id(receipt.carrier_message_id, profile.receipt_id_base) == keys[index]
+        )
         assert keys[0] != keys[1]

@@ -226,7 +226,9 @@ def test_sinch_mms_per_recipient_accepted() -> None:
 # Infobip
 
 
-def infobip_report(message_id: str, status: dict[str, Any], error: dict[str, Any]) -> dict[str, Any]:
+def infobip_report(
+    message_id: str, status: dict[str, Any], error: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "bulkId": "bulk-1",
         "messageId": message_id,

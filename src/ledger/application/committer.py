@@ -24,7 +24,12 @@ from dataclasses import dataclass
 
 from ledger.application.commands import Command
 from ledger.application.ledger import Ledger, Outcome
-from ledger.errors import DeadlineExceededError, LedgerError, ResourceExhaustedError, UnavailableError
+from ledger.errors import (
+    DeadlineExceededError,
+    LedgerError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
 
 __all__ = ["BatchStats", "GroupCommitter"]
 

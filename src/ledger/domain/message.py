@@ -193,6 +193,8 @@ class Message(Aggregate):
     class Resubmitted(Aggregate.Event):
         """A new attempt after a transient failure, rejection or expiry."""
 
+        tenant: str
+        message_id: str
         attempt: int
         sender: str
         carrier: str
@@ -212,6 +214,8 @@ class Message(Aggregate):
     class CarrierAccepted(Aggregate.Event):
         """The carrier took the attempt and named its ids for the segments."""
 
+        tenant: str
+        message_id: str
         attempt: int
         carrier: str
         segments: list[dict[str, Any]]
@@ -245,6 +249,8 @@ class Message(Aggregate):
     class ReceiptEvent(Aggregate.Event):
         """Base of the events a receipt (or the ledger's expiry) records."""
 
+        tenant: str
+        message_id: str
         attempt: int
         segment: int
         connection: str
@@ -660,7 +666,7 @@ class Message(Aggregate):
             report,
             recorded_at,
             {
-                "connection": "",
+                "connection": target.carrier,
                 "carrier_message_id": None,
                 "received_at": recorded_at,
                 "parked": False,
@@ -722,6 +728,8 @@ class Message(Aggregate):
     def _trigger(
         self, event_class: type[Aggregate.Event], recorded_at: datetime, fields: dict[str, Any]
     ) -> None:
+        fields["tenant"] = self.tenant
+        fields["message_id"] = self.message_id
         fields["hash"] = _hash(
             self.last_hash, self.id, self.version + 1, event_class.__name__, recorded_at, fields
         )

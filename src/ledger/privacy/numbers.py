@@ -75,8 +75,8 @@ def check_destination(value: str, field: str = "destination") -> CheckedNumber |
     if not value.startswith("+"):
         return FieldViolation(
             field,
-            f"{masked_for_error(value)} lacks the leading '+': send the number in E.164 form "
-            "with its country code, such as +447700900123",
+            f"{masked_for_error(value)} lacks the leading '+': send it in E.164 form, '+' "
+            "followed by the country code and the national number",
         )
     if not _E164.fullmatch(value):
         return FieldViolation(

@@ -148,4 +148,3 @@ def command_from_proto(command: ledger_pb2.Command) -> Command:
     if kind == "receipt":
         return receipt_from_proto(command.receipt)
     raise InvalidArgumentError(FieldViolation("command", "is empty: set one command"))
-

@@ -1,6 +1,6 @@
 """AWS receipts: End User Messaging SMS events and SNS SMS delivery status logs.
 
-Three JSON shapes are accepted and told apart by their members:
+Three JSON shapes are accepted, distinguished by their members:
 
 * An End User Messaging (formerly Pinpoint SMS) event, with ``eventType``
   such as ``TEXT_DELIVERED``, ``messageStatus``, ``isFinal``, ``messageId``

@@ -5,9 +5,9 @@ completion time); the functions here turn them into a
 :class:`~ledger.receipts.model.NormalizedReceipt` with the same rules for all
 sources:
 
-* Status words are matched case-insensitively. A word no table knows becomes
-  ``unknown``, non-final, with a warning; it is never guessed as failed or
-  delivered.
+* Status words are matched case-insensitively. A word missing from the
+  format's table becomes ``unknown``, non-final, with a warning, and is never
+  guessed as failed or delivered.
 * ``final`` follows the status unless the source says otherwise, and an
   acceptance is final on routes whose profile says they never confirm delivery.
 * ``permanent`` is set only for failures and rejections: a profile override
@@ -99,7 +99,7 @@ def clean_error_code(raw: str | None) -> str | None:
     """Return a source's error code, or None where it means "no error".
 
     Empty values, placeholders such as ``ND`` and codes made only of zeros
-    (``0``, ``000``, ``0x00000000``) become None; every other code is kept
+    (``0``, ``000``, ``0x00000000``) become None. Every other code is kept
     verbatim, trimmed of whitespace and NUL.
     """
     if raw is None:

@@ -2,7 +2,7 @@
 
 One POST carries up to 100 reports (by default), and each becomes its own
 receipt. The status is keyed on ``status.id`` and then ``status.name``, never
-on ``status.groupName``: the DELIVERED group also holds
+on ``status.groupName``: the DELIVERED group also contains
 DELIVERED_TO_OPERATOR, which is only an acceptance. ``error.id`` is the error
 code, and ``error.permanent``, Infobip's own flag, decides permanence for
 failures and rejections; it is ignored for every other status. ``doneAt``

@@ -7,9 +7,10 @@ Jasmin posts two kinds of report, by dlr-level:
   is a rejection, and no later receipt follows. ``id`` is Jasmin's own UUID,
   so there is no carrier id.
 * Level 2, on the SMSC receipt: ``message_status`` is the Appendix B stat
-  word, ``id_smsc`` the carrier id (upper-cased, leading zeros stripped and
-  possibly base-converted by Jasmin), ``err`` and ``donedate`` are copied
-  from the receipt, and ``ND`` stands for a value the receipt lacked.
+  word and ``id_smsc`` the carrier id, which Jasmin upper-cases, strips of
+  leading zeros and may convert between hex and decimal. ``err`` and
+  ``donedate`` are copied from the receipt, and ``ND`` marks a value the
+  receipt lacked.
 
 A message sent with level 3 gets both reports, each naming its own level. The
 level is taken from the shape of ``message_status`` (``ESME_*`` names are

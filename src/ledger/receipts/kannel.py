@@ -9,9 +9,9 @@ metadata keys ``kannel.type_param``, ``kannel.reply_param``,
 * ``%d``, the report type, is one bit of the dlr-mask: 1 delivered,
   2 not delivered, 4 buffered on the SMSC, 8 accepted by the SMSC, 16
   rejected by the SMSC, 32 intermediate notification.
-* ``%A`` is the SMSC's reply. For a receipt it is the Appendix B text, whose
-  ``stat`` tells expired, rejected and undeliverable apart where type 2 lumps
-  them together; a recognized ``stat`` therefore wins over the type. For a
+* ``%A`` is the SMSC's reply. For a receipt it is the Appendix B text. Its
+  ``stat`` distinguishes expired, rejected and undeliverable, which type 2
+  lumps together, so a recognized ``stat`` wins over the type. For a
   submit result it is ``ACK/...`` or ``NACK/<command_status>/<description>``.
 * ``%F`` is the SMSC's message id; the text ``id:`` is used when it is empty.
 
@@ -61,7 +61,7 @@ _TYPE_PARAMS = (
     "dlr-status",
     "status",
 )
-_REPLY_PARAMS = ("reply", "answer", "smsc_reply", "smsc-reply", "smscreply", "dlr_reply", "report")
+_REPLY_PARAMS = ("reply", "answer", "smsc_reply", "smsc-reply", "smscreply", "dlr_reply")
 _FOREIGN_ID_PARAMS = ("fid", "foreign_id", "foreign-id", "foreignid", "smsc_id_msg", "msgid")
 _RECIPIENT_PARAMS = ("to", "receiver", "destination", "dest", "msisdn", "phone")
 _ERR_PARAMS = ("err", "error", "error_code")
@@ -133,7 +133,7 @@ def parse_kannel(
         if warning is not None:
             warnings.append(warning)
             if type_status is not None and dlr_type != _DLR_FAIL:
-                # Kannel reports types other than 2 only for words it knows.
+                # Kannel reports types other than 2 only for stat words it recognizes.
                 status = type_status
     elif type_status is not None:
         status = type_status

@@ -2,9 +2,9 @@
 
 Legacy reports are query strings with ``id``, ``recipient``, ``status``,
 ``statusReason``, ``statusErrorCode`` and ``statusDatetime`` (RFC 3339).
-Bird Channels failures carry ``failure: {code, source: {code}}``; the
-source code is Bird's extended error code, which reuses the GSM MAP numbering
-and is classified with the ``bird`` table.
+Bird Channels failures carry ``failure: {code, source: {code}}``. The
+source code is Bird's extended error code. It reuses the GSM MAP numbering,
+so the ``bird`` table classifies it.
 
 NOTE: the legacy field list and status words were not checked against current
 MessageBird documentation; unknown words become ``unknown`` with a warning.

@@ -3,7 +3,7 @@
 ``MessageUUID`` is the carrier id, ``Status`` the status and ``ErrorCode``
 the error, classified with Plivo's table. ``DeliveryReportTime`` (format
 ``YYYY-mm-dd HH:MM:SS.ffffff``, zone not stated) is the completion time and is
-read in the profile's zone; a message that failed before reaching a carrier
+read in the profile's zone. A message that failed before reaching a carrier
 has none. ``Sequence`` orders Plivo's callbacks and is kept as the source
 time when no report time is given.
 """

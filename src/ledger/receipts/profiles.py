@@ -64,7 +64,7 @@ class ProfileConfigError(ValueError):
     """A carrier profile setting is invalid.
 
     Attributes:
-        connection: The connection whose table holds the setting ("" for the
+        connection: The connection whose table contains the setting ("" for the
             file as a whole).
         field: The setting's key.
     """
@@ -213,7 +213,7 @@ def load_profiles(path: str | Path) -> dict[str, CarrierProfile]:
 
 
 def _relation_base(context: Mapping[str, Any]) -> IdBase:
-    # "same-hex-case-insensitive" and similar hints say both sides write hex.
+    # "same-hex-case-insensitive" and similar hints mean both sides write hex.
     relation = str(context.get("id_relation", "")).lower()
     if "hex" in relation:
         return IdBase.HEX

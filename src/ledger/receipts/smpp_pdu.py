@@ -1,7 +1,7 @@
 """Binary SMPP receipts: a whole ``deliver_sm`` or ``data_sm`` PDU, header included.
 
 A PDU is a receipt when ``esm_class & 0x3C`` is 0x04 (SMSC delivery receipt)
-or 0x20 (intermediate notification); the GSM bits 0x40 and 0x80 may be set
+or 0x20 (intermediate notification). The GSM bits 0x40 and 0x80 may be set
 too. Values come from the optional parameters first and from the receipt text
 for whatever they lack:
 
@@ -14,6 +14,9 @@ for whatever they lack:
 
 The receipt text is ``short_message``, or ``message_payload`` (0x0424) when
 ``short_message`` is empty. The done date can only come from the text.
+
+NOTE: the text is read as ASCII-compatible bytes regardless of
+``data_coding``, so a UCS-2 receipt text yields no fields and needs the TLVs.
 
 The body may be the PDU bytes or the PDU as hex text. A binary PDU starts
 with its own length, and a hex text would have to start with a length of at
@@ -31,8 +34,10 @@ from typing import NamedTuple
 from ledger.errors import ReceiptParseError
 from ledger.receipts.classification import build_receipt, lookup_status
 from ledger.receipts.model import CarrierProfile, ParsedReceipts, ReceiptStatus
+from ledger.receipts.payloads import REDACTION_MARKER
 from ledger.receipts.smpp_text import (
     STAT_WORDS,
+    ReceiptText,
     parse_receipt_text,
     profile_zone,
     read_done_date,
@@ -143,6 +148,8 @@ def _decode_pdu(data: bytes) -> _Pdu:
         raise ReceiptParseError(
             FORMAT, "command_id", f"0x{command_id:08x}", "expected deliver_sm or data_sm"
         )
+
+    # Fields common to deliver_sm and data_sm, up to esm_class.
     offset = _HEADER_LENGTH
     _service_type, offset = _c_octet_string(data, offset, 6, "service_type")
     offset += 2  # source_addr_ton, source_addr_npi
@@ -151,6 +158,8 @@ def _decode_pdu(data: bytes) -> _Pdu:
     _destination, offset = _c_octet_string(data, offset, 65, "destination_addr")
     esm_class = _octet(data, offset, "esm_class")
     offset += 1
+
+    # deliver_sm continues up to short_message; data_sm has two octets, then TLVs.
     sm_length_offset = -1
     short_message = b""
     if command_id == DELIVER_SM:
@@ -171,6 +180,7 @@ def _decode_pdu(data: bytes) -> _Pdu:
         offset += 2  # registered_delivery, data_coding
         if offset > len(data):
             raise ReceiptParseError(FORMAT, "data_coding", "", "PDU ends before this field")
+
     return _Pdu(
         data,
         esm_class,
@@ -229,15 +239,20 @@ def _receipt_text(pdu: _Pdu) -> tuple[bytes, str]:
     return b"", "short_message"
 
 
-def _redact(pdu: _Pdu, text: bytes, location: str, text_start: int) -> bytes | None:
-    redacted = redact_receipt_text(text, text_start)
+def _redact(pdu: _Pdu, text: bytes, location: str, parsed: ReceiptText) -> bytes | None:
+    if not parsed.fields and text.strip(b" \x00"):
+        # Text without a single receipt key may be message content, such as a
+        # UCS-2 receipt this parser cannot read, so all of it is removed.
+        redacted: bytes | None = REDACTION_MARKER.encode("ascii")
+    else:
+        redacted = redact_receipt_text(text, parsed.text_start)
     if redacted is None:
         return None
     data = pdu.data
     if location == "short_message":
         if len(redacted) > _MAX_SM_LENGTH:
             # The marker does not fit in sm_length's one octet: drop the text.
-            redacted = text[: text_start + len(b"text:")]
+            redacted = text[: parsed.text_start + len(b"text:")]
         body = (
             data[_HEADER_LENGTH : pdu.sm_length_offset]
             + bytes([len(redacted)])
@@ -359,7 +374,7 @@ def parse_smpp_pdu(
         warnings=tuple(warnings),
     )
 
-    rebuilt = _redact(pdu, text, location, parsed.text_start)
+    rebuilt = _redact(pdu, text, location, parsed)
     if rebuilt is None:
         return ParsedReceipts((receipt,), body)
     stored = rebuilt.hex().encode("ascii") if was_hex else rebuilt

@@ -68,9 +68,13 @@ STAT_WORDS: Mapping[str, ReceiptStatus] = {
 _TEXT_KEY = re.compile(rb"(?<!\S)text:", re.IGNORECASE)
 
 # A known key at the start or after whitespace, then its value up to the next
-# whitespace. Unknown keys never match and so are skipped.
+# whitespace. Unknown keys never match and so are skipped. Blanks after the
+# colon are allowed ("stat: DELIVRD") unless the next word is another key,
+# in which case the value is empty.
+_KEY = rb"(?:id|sub|dlvrd|submit[ _]?date|done[ _]?date|stat|err|text)"
 _FIELD = re.compile(
-    rb"(?<!\S)(id|sub|dlvrd|submit[ _]?date|done[ _]?date|stat|err)[ \t]*:(\S*)",
+    rb"(?<!\S)(id|sub|dlvrd|submit[ _]?date|done[ _]?date|stat|err)[ \t]*:"
+    rb"(?:[ \t]+(?!" + _KEY + rb"[ \t]*:))?(\S*)",
     re.IGNORECASE,
 )
 
@@ -107,7 +111,9 @@ class ReceiptText(NamedTuple):
 
 
 def parse_receipt_text(raw: bytes) -> ReceiptText:
-    """Read the fields of a receipt text. Never raises: missing keys are absent.
+    """Read the fields of a receipt text.
+
+    Missing keys are absent from the result, and no input makes it raise.
 
     Args:
         raw: The receipt text, such as a ``short_message``.

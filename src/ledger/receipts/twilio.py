@@ -3,8 +3,9 @@
 ``MessageSid`` (or ``SmsSid``) is the carrier id and ``MessageStatus`` (or
 ``SmsStatus``) the status. ``ErrorCode`` is classified with Twilio's own
 table. ``RawDlrDoneDate`` is the carrier's done date passed through as
-YYMMDDhhmm without a zone; Twilio says its offset varies between carriers, so
-it is read in the profile's zone and is only as good as that setting.
+YYMMDDhhmm without a zone. Twilio documents that its offset varies between
+carriers, so it is read in the profile's zone and is only as good as that
+setting.
 Parameters Twilio adds later are ignored.
 """
 

@@ -1,0 +1,1 @@
+"""Test support: real servers for the tests, and builders of ledger runtimes."""
