@@ -6,6 +6,7 @@ import hashlib
 import json
 import uuid
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -14,23 +15,41 @@ from ledger.application.commands import (
     InferExpiry,
     RawInput,
     RecordAcceptance,
+    RecordRawReceipt,
     RecordReceipt,
     SubmitMessage,
 )
 from ledger.application.results import CommandResult, Disposition, EventRef
 from ledger.domain.audit import event_id, format_timestamp
 from ledger.domain.identity import message_aggregate_id
-from ledger.domain.message import Acceptance, Message, ProtectedNumber, RawRecord, ReceiptReport
+from ledger.domain.message import (
+    Acceptance,
+    Message,
+    ProtectedNumber,
+    RawRecord,
+    ReceiptReport,
+    RetryAdvice,
+)
 from ledger.domain.outcomes import Outcome, Status, normalize_report
-from ledger.errors import LifecycleError, NotFoundError
+from ledger.errors import (
+    FieldViolation,
+    InvalidArgumentError,
+    LedgerError,
+    LifecycleError,
+    NotFoundError,
+    ReceiptParseError,
+)
 from ledger.privacy.numbers import CheckedNumber, check_destination
 from ledger.privacy.subjects import UNATTRIBUTED, decrypt_field, encrypt_field, number_digest
 from ledger.receipts.ids import canonical_carrier_id
+from ledger.receipts.model import ParsedReceipts
+from ledger.receipts.parse import parse_receipt
 from ledger.storage.records import (
     CarrierIdRow,
     ExpiryRow,
     ParkedReceipt,
     SideWrites,
+    UnparsedReceipt,
     from_micros,
     to_micros,
 )
@@ -77,6 +96,16 @@ class Batch:
         self.requests = self.store.find_requests(
             {(c.tenant, c.request_id) for c in commands if c.request_id}
         )
+
+        # Raw receipts become normalized receipts before anything is read for them.
+        self._expanded: dict[int, list[RecordReceipt] | LedgerError] = {}
+        for c in commands:
+            if isinstance(c, RecordRawReceipt):
+                self._expanded[id(c)] = self._expand(c)
+        commands = [
+            *commands,
+            *(r for e in self._expanded.values() if isinstance(e, list) for r in e),
+        ]
 
         # Carrier ids named by receipts, and the messages they map to.
         receipt_keys = {
@@ -126,6 +155,63 @@ class Batch:
                 subjects.add((c.tenant, checked.e164))
         self._subject_keys = self.ledger.keyring.keys_for(subjects, self.now_micros)
 
+    def _expand(self, command: RecordRawReceipt) -> list[RecordReceipt] | LedgerError:
+        """Parse a raw receipt into normalized receipt commands, or return why not."""
+        profile = self.config.profile(command.connection)
+        format_name = command.format or profile.format
+        metadata = dict(command.metadata)
+        try:
+            parsed = parse_receipt(
+                format_name, command.body, command.content_type, profile, metadata
+            )
+        except ReceiptParseError as error:
+            return error
+        return self._receipt_commands(command, parsed, format_name, metadata)
+
+    def _receipt_commands(
+        self,
+        command: RecordRawReceipt,
+        parsed: ParsedReceipts,
+        format_name: str,
+        metadata: dict[str, str],
+    ) -> list[RecordReceipt] | LedgerError:
+        message_id = metadata.get("message_id") or None
+        receipts = []
+        for index, receipt in enumerate(parsed.receipts):
+            if receipt.carrier_message_id is None and message_id is None:
+                return InvalidArgumentError(
+                    FieldViolation(
+                        "body",
+                        f"the {format_name} receipt names no carrier message id; pass the "
+                        "message id as metadata 'message_id'",
+                    )
+                )
+            body = parsed.parts[index] if parsed.parts else parsed.redacted_body
+            receipts.append(
+                RecordReceipt(
+                    tenant=command.tenant,
+                    status=Status[receipt.status.name],
+                    message_id=message_id,
+                    segment=receipt.segment or 0,
+                    connection=command.connection,
+                    carrier_message_id=receipt.carrier_message_id,
+                    final=receipt.final,
+                    permanent=receipt.permanent,
+                    error_code=receipt.error_code,
+                    error_table=receipt.error_table,
+                    occurred_at=receipt.done_at,
+                    source_time=receipt.source_time,
+                    raw=RawInput(
+                        body=body,
+                        content_type=command.content_type,
+                        format=format_name,
+                        source=command.source,
+                        redactions=parsed.redactions,
+                    ),
+                )
+            )
+        return receipts
+
     def _carrier_of(self, command: RecordAcceptance, submitted: dict[uuid.UUID, str]) -> str | None:
         aggregate_id = message_aggregate_id(command.tenant, command.message_id)
         message = self._messages.get(aggregate_id)
@@ -137,7 +223,7 @@ class Batch:
             return submitted.get(aggregate_id)
 
     def _load(self, wanted: set[uuid.UUID]) -> None:
-        cached = self.ledger._cache.get_many(wanted)
+        cached = self.ledger._cache.take_many(wanted)
         self._messages.update(cached)
         missing = wanted - cached.keys()
         self._messages.update(self.store.load_messages(missing))
@@ -160,10 +246,6 @@ class Batch:
         return self.ledger.keyring.keys_by_id([key_id]).get(key_id)
 
     # ---------------------------------------------------------------- results
-
-    def loaded_ids(self) -> set[uuid.UUID]:
-        """Ids of every message this batch holds in memory."""
-        return set(self._messages)
 
     def loaded_messages(self) -> list[Message]:
         """Every message this batch holds, at its state after the batch."""
@@ -188,6 +270,12 @@ class Batch:
             for e in message.pending_events
             if e.originator_version > before
         )
+        retry = None
+        for event in message.pending_events:
+            if event.originator_version > before and isinstance(event, Message.RetryAdvised):
+                retry = RetryAdvice(
+                    event.retry, event.not_before, event.attempts_left, event.reason
+                )
         return CommandResult(
             tenant=message.tenant,
             message_id=message.message_id,
@@ -197,6 +285,7 @@ class Batch:
             events=events,
             duplicate=duplicate,
             disposition=disposition,
+            retry=retry,
         )
 
     def schedule_expiries(self) -> None:
@@ -224,7 +313,56 @@ class Batch:
             return self._accept(command)
         if isinstance(command, RecordReceipt):
             return self._receipt(command)
+        if isinstance(command, RecordRawReceipt):
+            return self._raw_receipt(command)
         return self._expire(command)
+
+    def _raw_receipt(self, command: RecordRawReceipt) -> CommandResult:
+        expanded = self._expanded[id(command)]
+        if isinstance(expanded, LedgerError):
+            if isinstance(expanded, ReceiptParseError):
+                self._keep_unparsed(command, expanded)
+            raise expanded
+        results: list[CommandResult | LedgerError] = []
+        for receipt in expanded:
+            try:
+                results.append(self._receipt(receipt))
+            except LedgerError as error:
+                results.append(error)
+        applied = [r for r in results if isinstance(r, CommandResult)]
+        if not applied:
+            first_error = results[0]
+            assert isinstance(first_error, LedgerError)
+            raise first_error
+        if command.replaces_unparsed is not None:
+            self.side.unparsed_cleared.append(command.replaces_unparsed)
+        first = applied[0]
+        return replace(
+            first,
+            retry=next((r.retry for r in applied if r.retry), None),
+            receipts=tuple(results) if len(results) > 1 else (),
+        )
+
+    def _keep_unparsed(self, command: RecordRawReceipt, error: ReceiptParseError) -> None:
+        """Keep the bytes of a receipt that cannot be parsed, encrypted."""
+        keys = self.ledger.keyring.keys_for([(command.tenant, UNATTRIBUTED)], self.now_micros)
+        key_id, key = keys[(command.tenant, UNATTRIBUTED)]
+        self.side.unparsed.append(
+            UnparsedReceipt(
+                receipt_id=command.replaces_unparsed or uuid.uuid4(),
+                tenant=command.tenant,
+                connection=command.connection,
+                format=command.format or self.config.profile(command.connection).format,
+                content_type=command.content_type,
+                received_at=self.now_micros,
+                error=error.message,
+                body_sha256=hashlib.sha256(command.body).hexdigest(),
+                raw_ciphertext=encrypt_field(key, command.body, RAW_FIELD),
+                raw_key_id=key_id,
+                metadata=json.dumps(dict(command.metadata), sort_keys=True),
+                source=command.source,
+            )
+        )
 
     def _submit(self, command: SubmitMessage) -> CommandResult:
         checked = self._numbers[command.destination]
@@ -366,6 +504,7 @@ class Batch:
                     request_id=report.get("request_id"),
                 ),
                 self.now,
+                self.config.retry_policy,
             )
             if parked.receipt_id in self._parked_new:
                 self.side.parked = [
@@ -474,6 +613,7 @@ class Batch:
                 request_id=command.request_id,
             ),
             self.now,
+            self.config.retry_policy,
         )
         if result.duplicate:
             self.side.duplicates[message.id] = self.side.duplicates.get(message.id, 0) + 1
@@ -533,6 +673,7 @@ class Batch:
             deadline=command.deadline,
             reason=command.reason,
             recorded_at=self.now,
+            policy=self.config.retry_policy,
         )
         return self._result(message, before)
 

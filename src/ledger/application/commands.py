@@ -23,6 +23,7 @@ __all__ = [
     "InferExpiry",
     "RawInput",
     "RecordAcceptance",
+    "RecordRawReceipt",
     "RecordReceipt",
     "SubmitMessage",
     "command_fingerprint",
@@ -203,6 +204,52 @@ class RecordReceipt:
 
 
 @dataclass(frozen=True)
+class RecordRawReceipt:
+    """Record a receipt exactly as the carrier sent it; the ledger parses it.
+
+    Attributes:
+        tenant: Tenant the receipt is for.
+        connection: Carrier connection it arrived on.
+        body: The payload as received.
+        content_type: Its content type.
+        format: Receipt format; empty means the connection's configured format.
+        metadata: Transport facts as ``(key, value)`` pairs, such as the
+            caller's ``message_id`` for receipts that carry no carrier id.
+        source: Where the payload came from.
+        request_id: The caller's request id.
+        replaces_unparsed: Id of a kept unparsed receipt this reprocesses.
+    """
+
+    tenant: str
+    connection: str
+    body: bytes
+    content_type: str = ""
+    format: str = ""
+    metadata: tuple[tuple[str, str], ...] = ()
+    source: str = ""
+    request_id: str | None = None
+    replaces_unparsed: uuid.UUID | None = None
+
+    def violations(self) -> list[FieldViolation]:
+        """Return what is invalid about the command's fields."""
+        found = [
+            check_tenant(self.tenant),
+            _check_connection(self.connection, "connection"),
+            check_id(self.request_id or "", "request_id", required=False),
+        ]
+        if not self.body:
+            found.append(FieldViolation("body", "is empty"))
+        for key, value in self.metadata:
+            if len(key) > 64 or len(value) > 256:
+                found.append(
+                    FieldViolation(
+                        f"metadata[{key[:64]!r}]", "keys are at most 64 and values 256 characters"
+                    )
+                )
+        return [v for v in found if v is not None]
+
+
+@dataclass(frozen=True)
 class InferExpiry:
     """Record an expiry the ledger inferred (issued by the expiry sweeper)."""
 
@@ -218,7 +265,7 @@ class InferExpiry:
         return []
 
 
-Command = SubmitMessage | RecordAcceptance | RecordReceipt | InferExpiry
+Command = SubmitMessage | RecordAcceptance | RecordReceipt | RecordRawReceipt | InferExpiry
 
 
 def command_fingerprint(command: Command) -> str:

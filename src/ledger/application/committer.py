@@ -171,7 +171,7 @@ class GroupCommitter:
                 if not item.future.done():
                     item.future.set_exception(error)
             return
-        except Exception as error:  # noqa: BLE001 - reported to every caller, never lost
+        except Exception as error:
             logger.exception("batch of %d commands failed", len(flat))
             failure = UnavailableError(f"the batch could not be committed: {error}")
             for item in items:

@@ -32,6 +32,7 @@ from ledger.application.batch import Batch
 from ledger.application.commands import (
     Command,
     InferExpiry,
+    RecordRawReceipt,
     RecordReceipt,
     SubmitMessage,
     command_fingerprint,
@@ -39,7 +40,7 @@ from ledger.application.commands import (
 from ledger.application.keyring import Keyring
 from ledger.application.results import CommandResult
 from ledger.domain.identity import message_aggregate_id
-from ledger.domain.message import Message
+from ledger.domain.message import Message, RetryPolicy
 from ledger.errors import (
     FieldViolation,
     InternalError,
@@ -47,6 +48,7 @@ from ledger.errors import (
     LedgerError,
     NotFoundError,
     RequestIdReusedError,
+    UnavailableError,
 )
 from ledger.privacy.numbers import check_destination
 from ledger.privacy.subjects import SubjectCrypto
@@ -76,10 +78,13 @@ class LedgerConfig:
         clock_skew: Tolerance when comparing carrier and ledger clocks.
         request_id_retention: How long a request id is remembered.
         max_raw_bytes: Largest raw receipt payload stored.
-        conflict_retries: Re-applications of a batch after losing a race.
+        conflict_retries: Re-applications of a batch after losing a race, before
+            its commands are retried one by one.
+        conflict_timeout: How long one command keeps retrying after lost races.
         cache_size: Messages kept in memory between batches.
         connections: Carrier connection profiles by name. When empty, any
             connection name is accepted with default rules.
+        retry_policy: When to advise a new attempt after a final failure.
     """
 
     default_validity: timedelta = timedelta(hours=48)
@@ -89,8 +94,10 @@ class LedgerConfig:
     request_id_retention: timedelta = timedelta(hours=24)
     max_raw_bytes: int = 65536
     conflict_retries: int = 8
+    conflict_timeout: timedelta = timedelta(seconds=15)
     cache_size: int = 50_000
     connections: Mapping[str, CarrierProfile] = field(default_factory=dict)
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
 
     def profile(self, connection: str) -> CarrierProfile:
         """Return the profile of a connection (default rules when not configured)."""
@@ -98,20 +105,25 @@ class LedgerConfig:
 
 
 class _MessageCache:
-    """Messages at their last saved version, shared between batches."""
+    """Messages at their last saved version, shared between batches.
+
+    A batch takes the messages it uses out of the cache and puts them back
+    after its save, so two batches running at once never mutate one object;
+    the second one reads the message from storage instead, and optimistic
+    concurrency settles which of them wins.
+    """
 
     def __init__(self, capacity: int) -> None:
         self._items: OrderedDict[uuid.UUID, Message] = OrderedDict()
         self._capacity = capacity
         self._lock = threading.Lock()
 
-    def get_many(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, Message]:
+    def take_many(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, Message]:
         with self._lock:
             found = {}
             for aggregate_id in ids:
-                message = self._items.get(aggregate_id)
+                message = self._items.pop(aggregate_id, None)
                 if message is not None:
-                    self._items.move_to_end(aggregate_id)
                     found[aggregate_id] = message
             return found
 
@@ -122,11 +134,6 @@ class _MessageCache:
                 self._items.move_to_end(message.id)
             while len(self._items) > self._capacity:
                 self._items.popitem(last=False)
-
-    def evict(self, ids: set[uuid.UUID]) -> None:
-        with self._lock:
-            for aggregate_id in ids:
-                self._items.pop(aggregate_id, None)
 
 
 class Ledger:
@@ -176,17 +183,28 @@ class Ledger:
             return [self.execute([command])[0] for command in commands]
 
     def _execute_with_retries(self, commands: Sequence[Command]) -> list[Outcome]:
-        for attempt in range(self.config.conflict_retries):
+        """Apply a batch, re-reading and re-applying it when another writer won a race.
+
+        A batch that keeps losing is split into single commands, so that one
+        hot message does not hold back the others; a single command keeps
+        retrying, with growing jittered pauses, until ``conflict_timeout``.
+        """
+        deadline = time.monotonic() + self.config.conflict_timeout.total_seconds()
+        attempt = 0
+        while True:
             try:
                 return self._execute_once(commands)
-            except ConflictError:
-                # Someone else appended first; re-read and re-apply.
-                logger.debug("batch of %d lost a race (try %d)", len(commands), attempt + 1)
-                time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
-        if len(commands) == 1:
-            return self._execute_once(commands)
-        # Persistent contention: settle each command on its own.
-        return [self._execute_with_retries([command])[0] for command in commands]
+            except ConflictError as error:
+                attempt += 1
+                logger.debug("batch of %d lost a race (try %d)", len(commands), attempt)
+                if len(commands) > 1 and attempt >= self.config.conflict_retries:
+                    return [self._execute_with_retries([c])[0] for c in commands]
+                if time.monotonic() >= deadline:
+                    raise UnavailableError(
+                        f"gave up after {attempt} tries: other writers kept changing the same "
+                        "message; nothing was recorded, retry later"
+                    ) from error
+                time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.2)))
 
     def _execute_once(self, commands: Sequence[Command]) -> list[Outcome]:
         now = self.clock()
@@ -199,17 +217,14 @@ class Ledger:
             else:
                 outcomes[index] = error
 
+        # A failure below leaves the batch's messages out of the cache, since
+        # they may hold events that were never saved.
         batch = Batch(self, now, [c for _, c in valid])
-        try:
-            served: dict[tuple[str, str], tuple[str, Outcome]] = {}
-            for index, command in valid:
-                outcomes[index] = self._apply_once(batch, command, served)
-            batch.schedule_expiries()
-            self.store.save(batch.changed_messages(), batch.side)
-        except BaseException:
-            # In-memory messages may hold events that were never saved.
-            self._cache.evict(batch.loaded_ids())
-            raise
+        served: dict[tuple[str, str], tuple[str, Outcome]] = {}
+        for index, command in valid:
+            outcomes[index] = self._apply_once(batch, command, served)
+        batch.schedule_expiries()
+        self.store.save(batch.changed_messages(), batch.side)
         self._cache.put_many(batch.loaded_messages())
         return [o for o in outcomes if o is not None]
 
@@ -258,12 +273,18 @@ class Ledger:
             checked = check_destination(command.destination)
             if isinstance(checked, FieldViolation):
                 violations.append(checked)
+        raw_body = None
         if isinstance(command, RecordReceipt) and command.raw is not None:
-            size = len(command.raw.body)
+            raw_body = command.raw.body
+        elif isinstance(command, RecordRawReceipt):
+            raw_body = command.body
+        if raw_body is not None:
+            size = len(raw_body)
             if size > self.config.max_raw_bytes:
+                field_name = "body" if isinstance(command, RecordRawReceipt) else "raw.body"
                 violations.append(
                     FieldViolation(
-                        "raw.body", f"is {size} bytes; the maximum is {self.config.max_raw_bytes}"
+                        field_name, f"is {size} bytes; the maximum is {self.config.max_raw_bytes}"
                     )
                 )
         if self.config.connections:
@@ -284,6 +305,8 @@ class Ledger:
             return [("carrier", command.carrier)]
         if isinstance(command, RecordReceipt) and command.carrier_message_id is not None:
             return [("target.carrier.connection", command.connection)]
+        if isinstance(command, RecordRawReceipt):
+            return [("connection", command.connection)]
         return []
 
     def expire_due(self, limit: int = 500) -> int:

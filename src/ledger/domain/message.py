@@ -10,6 +10,7 @@ domain stores ciphertext, a keyed digest for comparisons, and the masked form.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ __all__ = [
     "RawRecord",
     "ReceiptReport",
     "ReceiptResult",
+    "RetryAdvice",
+    "RetryPolicy",
 ]
 
 # Fields every event stores that are not part of its hashed record: the hash
@@ -122,6 +125,33 @@ class ReceiptResult:
     effect: Effect | None
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When the ledger advises sending a message again after a final failure.
+
+    The delay before attempt n+1 is ``base_delay * multiplier ** (n - 1)``,
+    capped at ``max_delay``, then spread by up to ``jitter`` (a fraction) in
+    either direction. The spread is derived from the message id and attempt,
+    so the same history always yields the same advice.
+    """
+
+    max_attempts: int = 3
+    base_delay: timedelta = timedelta(seconds=30)
+    max_delay: timedelta = timedelta(hours=1)
+    multiplier: float = 2.0
+    jitter: float = 0.2
+
+
+@dataclass(frozen=True)
+class RetryAdvice:
+    """A retry decision: whether, not before when, and how many attempts remain."""
+
+    retry: bool
+    not_before: datetime | None
+    attempts_left: int
+    reason: str
+
+
 def _strongest(effects: Sequence[Effect]) -> Effect:
     return max(effects, key=EFFECT_STRENGTH.__getitem__)
 
@@ -138,6 +168,7 @@ class Message(Aggregate):
         attempts: list[Attempt]
         conflict: bool
         fingerprints: set[str]
+        retry_advice: RetryAdvice | None
         last_hash: str
 
     @staticmethod
@@ -186,6 +217,7 @@ class Message(Aggregate):
             aggregate.attempts = []
             aggregate.conflict = False
             aggregate.fingerprints = set()
+            aggregate.retry_advice = None
             aggregate.last_hash = GENESIS_HASH
             aggregate._add_attempt(self)
             aggregate.last_hash = self.hash
@@ -325,6 +357,29 @@ class Message(Aggregate):
 
     class Unknown(ReceiptEvent):
         """The carrier cannot tell what happened."""
+
+    class RetryAdvised(Aggregate.Event):
+        """The ledger's advice after a final failure: send again or not."""
+
+        tenant: str
+        message_id: str
+        attempt: int
+        retry: bool
+        not_before: datetime | None
+        attempts_left: int
+        reason: str
+        occurred_at: datetime
+        status_after: str
+        final_after: bool
+        conflict_after: bool
+        hash: str
+
+        def apply(self, aggregate: Message) -> None:
+            """Keep the latest advice."""
+            aggregate.retry_advice = RetryAdvice(
+                self.retry, self.not_before, self.attempts_left, self.reason
+            )
+            aggregate.last_hash = self.hash
 
     RECEIPT_EVENTS: ClassVar[dict[Status, type[Message.ReceiptEvent]]]
 
@@ -597,7 +652,12 @@ class Message(Aggregate):
         self._trigger(self.CarrierAccepted, recorded_at, fields)
         return True
 
-    def record_receipt(self, report: ReceiptReport, recorded_at: datetime) -> ReceiptResult:
+    def record_receipt(
+        self,
+        report: ReceiptReport,
+        recorded_at: datetime,
+        policy: RetryPolicy | None = None,
+    ) -> ReceiptResult:
         """Evaluate a receipt against the segments it names and record it.
 
         A repeat of a recorded report (same fingerprint) appends nothing.
@@ -641,11 +701,18 @@ class Message(Aggregate):
                 "inferred_deadline": None,
                 "request_id": report.request_id,
             },
+            policy,
         )
         return ReceiptResult(duplicate=False, effect=effect)
 
     def infer_expiry(
-        self, *, attempt: int, deadline: datetime, reason: str, recorded_at: datetime
+        self,
+        *,
+        attempt: int,
+        deadline: datetime,
+        reason: str,
+        recorded_at: datetime,
+        policy: RetryPolicy | None = None,
     ) -> bool:
         """Record that ``attempt`` expired because no final receipt came in time.
 
@@ -682,6 +749,7 @@ class Message(Aggregate):
                 "inferred_deadline": deadline,
                 "request_id": None,
             },
+            policy,
         )
         return True
 
@@ -695,7 +763,9 @@ class Message(Aggregate):
         reported: Outcome,
         recorded_at: datetime,
         details: dict[str, Any],
+        policy: RetryPolicy | None,
     ) -> Effect:
+        before = self.outcome
         numbers = [segment] if segment else list(range(1, target.segment_count + 1))
         outcomes = [s.outcome for s in target.segments]
         effects = []
@@ -723,7 +793,40 @@ class Message(Aggregate):
             "conflict_after": conflict,
         }
         self._trigger(event_class, recorded_at, fields)
+        if policy is not None and _newly_failed(before, after):
+            self._advise(policy, recorded_at)
         return effect
+
+    def _advise(self, policy: RetryPolicy, recorded_at: datetime) -> None:
+        """Record whether the message should be sent again after its final failure."""
+        outcome = self.outcome
+        attempt = self.current_attempt.number
+        attempts_left = max(policy.max_attempts - attempt, 0)
+        not_before = None
+        if outcome.permanent_failure or (
+            outcome.status is Status.REJECTED and outcome.permanent is True
+        ):
+            retry, reason = False, f"permanent failure (error {outcome.error_code})"
+        elif outcome.status is Status.UNKNOWN:
+            retry, reason = False, "outcome unknown: a new attempt could deliver twice"
+        elif attempts_left == 0:
+            retry, reason = False, f"the maximum of {policy.max_attempts} attempts is reached"
+        else:
+            retry = True
+            reason = f"{outcome.status.value.lower()} on attempt {attempt}; may succeed later"
+            not_before = recorded_at + _backoff(policy, self.id, attempt)
+        fields: dict[str, Any] = {
+            "attempt": attempt,
+            "retry": retry,
+            "not_before": not_before,
+            "attempts_left": attempts_left if retry else 0,
+            "reason": reason,
+            "occurred_at": recorded_at,
+            "status_after": outcome.status.value,
+            "final_after": outcome.final,
+            "conflict_after": self.conflict,
+        }
+        self._trigger(self.RetryAdvised, recorded_at, fields)
 
     def _trigger(
         self, event_class: type[Aggregate.Event], recorded_at: datetime, fields: dict[str, Any]
@@ -747,6 +850,24 @@ Message.RECEIPT_EVENTS = dict(
         Status.UNKNOWN: Message.Unknown,
     }
 )
+
+
+def _newly_failed(before: Outcome, after: Outcome) -> bool:
+    """True when the message reached a final outcome that is not a success."""
+    if not after.final or after.succeeded:
+        return False
+    return not before.final or (before.status, before.error_code) != (
+        after.status,
+        after.error_code,
+    )
+
+
+def _backoff(policy: RetryPolicy, aggregate_id: uuid.UUID, attempt: int) -> timedelta:
+    base = policy.base_delay.total_seconds() * policy.multiplier ** (attempt - 1)
+    capped = min(base, policy.max_delay.total_seconds())
+    seed = hashlib.sha256(f"{aggregate_id}:{attempt}".encode()).digest()
+    spread = (int.from_bytes(seed[:4], "big") / 0xFFFFFFFF) * 2 - 1
+    return timedelta(seconds=round(capped * (1 + policy.jitter * spread), 3))
 
 
 def _hash(

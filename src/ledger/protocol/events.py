@@ -90,6 +90,12 @@ def event_to_proto(event: Any, tenant: str, message_id: str) -> events_pb2.Event
                 carrier_message_id=item["carrier_message_id"],
                 canonical_id=item["canonical_id"],
             )
+    elif isinstance(event, Message.RetryAdvised):
+        proto.retry_advice.retry = event.retry
+        proto.retry_advice.attempts_left = event.attempts_left
+        proto.retry_advice.reason = event.reason
+        if event.not_before is not None:
+            proto.retry_advice.not_before.CopyFrom(timestamp(event.not_before))
     elif isinstance(event, Message.ReceiptEvent):
         if event.inferred:
             proto.inferred_expiry.reason = event.inferred_reason or ""

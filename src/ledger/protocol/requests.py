@@ -15,6 +15,7 @@ from ledger.application.commands import (
     Command,
     RawInput,
     RecordAcceptance,
+    RecordRawReceipt,
     RecordReceipt,
     SubmitMessage,
 )
@@ -25,6 +26,7 @@ from ledger.v1 import ledger_pb2
 __all__ = [
     "acceptance_from_proto",
     "command_from_proto",
+    "raw_receipt_from_proto",
     "receipt_from_proto",
     "submit_from_proto",
 ]
@@ -134,6 +136,20 @@ def receipt_from_proto(request: ledger_pb2.RecordReceiptRequest) -> RecordReceip
     )
 
 
+def raw_receipt_from_proto(request: ledger_pb2.RecordRawReceiptRequest) -> RecordRawReceipt:
+    """Build a raw-receipt command."""
+    return RecordRawReceipt(
+        tenant=request.tenant,
+        connection=request.connection,
+        body=request.body,
+        content_type=request.content_type,
+        format=request.format,
+        metadata=tuple(sorted(request.metadata.items())),
+        source=request.source,
+        request_id=request.request_id or None,
+    )
+
+
 def command_from_proto(command: ledger_pb2.Command) -> Command:
     """Build the command a batch entry carries.
 
@@ -147,4 +163,6 @@ def command_from_proto(command: ledger_pb2.Command) -> Command:
         return acceptance_from_proto(command.acceptance)
     if kind == "receipt":
         return receipt_from_proto(command.receipt)
+    if kind == "raw_receipt":
+        return raw_receipt_from_proto(command.raw_receipt)
     raise InvalidArgumentError(FieldViolation("command", "is empty: set one command"))

@@ -7,7 +7,9 @@ from google.protobuf.duration_pb2 import Duration
 from ledger.application.results import CommandResult, Disposition
 from ledger.domain.message import Message
 from ledger.domain.outcomes import Outcome, Status
+from ledger.errors import LedgerError
 from ledger.protocol.events import STATUS_TO_PROTO, timestamp
+from ledger.protocol.status import error_to_status
 from ledger.v1 import ledger_pb2
 
 __all__ = ["message_state", "result_to_proto"]
@@ -80,8 +82,10 @@ def message_state(message: Message, duplicate_count: int) -> ledger_pb2.MessageS
     return state
 
 
-def result_to_proto(result: CommandResult, index: int) -> ledger_pb2.CommandResult:
-    """Build the ``CommandResult`` of an applied command (status OK)."""
+def result_to_proto(result: CommandResult | LedgerError, index: int) -> ledger_pb2.CommandResult:
+    """Build the ``CommandResult`` of a command: its result, or its error status."""
+    if isinstance(result, LedgerError):
+        return ledger_pb2.CommandResult(index=index, status=error_to_status(result))
     proto = ledger_pb2.CommandResult(
         index=index,
         replayed=result.replayed,
@@ -96,4 +100,13 @@ def result_to_proto(result: CommandResult, index: int) -> ledger_pb2.CommandResu
     proto.status.code = 0
     for ref in result.events:
         proto.events.add(event_id=str(ref.event_id), type=ref.type, version=ref.version)
+    if result.retry is not None:
+        proto.retry_advice.retry = result.retry.retry
+        proto.retry_advice.attempts_left = result.retry.attempts_left
+        proto.retry_advice.reason = result.retry.reason
+        if result.retry.not_before is not None:
+            proto.retry_advice.not_before.FromDatetime(result.retry.not_before)
+    for position, receipt in enumerate(result.receipts):
+        proto.receipts.append(result_to_proto(receipt, position))
+    proto.warnings.extend(result.warnings)
     return proto

@@ -11,6 +11,7 @@ carries an offset such as ``+0000``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC
 from typing import Any
@@ -142,4 +143,11 @@ def parse_infobip(
         )
     receipts = tuple(_report(item, index, profile) for index, item in enumerate(results))
     redacted, redactions = redacted_json_body(body, document, FORMAT)
-    return ParsedReceipts(receipts, redacted, redactions)
+    parts: tuple[bytes, ...] = ()
+    if len(receipts) > 1:
+        redacted_results = json.loads(redacted).get("results", results)
+        parts = tuple(
+            json.dumps({"results": [item]}, separators=(",", ":")).encode()
+            for item in redacted_results
+        )
+    return ParsedReceipts(receipts, redacted, redactions, parts)

@@ -89,11 +89,15 @@ class ParsedReceipts:
             several).
         redacted_body: The payload with message text removed, as it is stored.
         redactions: Names of the fields that were redacted.
+        parts: For a payload of several reports, the redacted bytes of each
+            report on its own, in ``receipts`` order, so that each event stores
+            only its own report; empty when the payload is one report.
     """
 
     receipts: tuple[NormalizedReceipt, ...]
     redacted_body: bytes
     redactions: tuple[str, ...] = ()
+    parts: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ledger.application.committer import GroupCommitter
 from ledger.runtime import Runtime
+from ledger.server.receipts import ReceiptServicer
 from ledger.server.service import LedgerServicer
 from ledger.server.sweeper import ExpirySweeper
 from ledger.v1 import ledger_pb2, ledger_pb2_grpc
@@ -30,6 +31,7 @@ __all__ = ["LedgerServer", "create_server", "serve"]
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
+RECEIPT_SERVICE_NAME = ledger_pb2.DESCRIPTOR.services_by_name["ReceiptService"].full_name
 
 
 @dataclass
@@ -85,10 +87,14 @@ async def create_server(runtime: Runtime, address: str | None = None) -> LedgerS
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
         LedgerServicer(runtime.ledger, committer, settings.batch_max_commands), server
     )
+    ledger_pb2_grpc.add_ReceiptServiceServicer_to_server(
+        ReceiptServicer(runtime.ledger, committer), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), server
+        (SERVICE_NAME, RECEIPT_SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME),
+        server,
     )
     port = server.add_insecure_port(address or settings.grpc_address)
     if port == 0:

@@ -13,7 +13,6 @@ import grpc
 from ledger.application.commands import Command
 from ledger.application.committer import GroupCommitter
 from ledger.application.ledger import Ledger, Outcome
-from ledger.application.results import CommandResult
 from ledger.domain.identity import check_id, check_tenant
 from ledger.errors import (
     FieldViolation,
@@ -25,6 +24,7 @@ from ledger.errors import (
 from ledger.protocol.requests import (
     acceptance_from_proto,
     command_from_proto,
+    raw_receipt_from_proto,
     receipt_from_proto,
     submit_from_proto,
 )
@@ -108,14 +108,14 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         return result_to_proto(outcome, 0)
 
     @_guarded
-    async def SubmitMessage(  # noqa: N802 - gRPC method name
+    async def SubmitMessage(
         self, request: ledger_pb2.SubmitMessageRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ledger_pb2.CommandResult:
         """Record a submission."""
         return await self._run_one(submit_from_proto(request), context)
 
     @_guarded
-    async def RecordAcceptance(  # noqa: N802
+    async def RecordAcceptance(
         self,
         request: ledger_pb2.RecordAcceptanceRequest,
         context: grpc.aio.ServicerContext[Any, Any],
@@ -124,14 +124,23 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         return await self._run_one(acceptance_from_proto(request), context)
 
     @_guarded
-    async def RecordReceipt(  # noqa: N802
+    async def RecordReceipt(
         self, request: ledger_pb2.RecordReceiptRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ledger_pb2.CommandResult:
         """Record a normalized receipt."""
         return await self._run_one(receipt_from_proto(request), context)
 
     @_guarded
-    async def ExecuteBatch(  # noqa: N802
+    async def RecordRawReceipt(
+        self,
+        request: ledger_pb2.RecordRawReceiptRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> ledger_pb2.CommandResult:
+        """Parse, normalize and record a receipt as the carrier sent it."""
+        return await self._run_one(raw_receipt_from_proto(request), context)
+
+    @_guarded
+    async def ExecuteBatch(
         self, request: ledger_pb2.ExecuteBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ledger_pb2.ExecuteBatchResponse:
         """Apply many commands; each gets its own result."""
@@ -156,17 +165,12 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             outcomes[index] = _prefixed(outcome, index)
         response = ledger_pb2.ExecuteBatchResponse()
         for index, outcome in enumerate(outcomes):
-            if isinstance(outcome, CommandResult):
-                response.results.append(result_to_proto(outcome, index))
-            else:
-                assert outcome is not None
-                response.results.append(
-                    ledger_pb2.CommandResult(index=index, status=error_to_status(outcome))
-                )
+            assert outcome is not None
+            response.results.append(result_to_proto(outcome, index))
         return response
 
     @_guarded
-    async def GetMessage(  # noqa: N802
+    async def GetMessage(
         self, request: ledger_pb2.GetMessageRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ledger_pb2.MessageState:
         """Return the current state of one message."""
@@ -176,7 +180,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         )
         return message_state(message, duplicates)
 
-    async def GetHistory(  # noqa: N802
+    async def GetHistory(
         self, request: ledger_pb2.GetHistoryRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[ledger_pb2.HistoryEvent]:
         """Stream every event of one message in version order."""
@@ -196,7 +200,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             yield event
 
     @_guarded
-    async def LookupCarrierMessage(  # noqa: N802
+    async def LookupCarrierMessage(
         self,
         request: ledger_pb2.LookupCarrierMessageRequest,
         context: grpc.aio.ServicerContext[Any, Any],

@@ -17,6 +17,7 @@ __all__ = [
     "ParkedReceipt",
     "RequestRecord",
     "SideWrites",
+    "UnparsedReceipt",
     "from_micros",
     "to_micros",
 ]
@@ -111,6 +112,39 @@ class ParkedReceipt:
 
 
 @dataclass(frozen=True)
+class UnparsedReceipt:
+    """A raw receipt that could not be parsed, kept for a reprocess after a fix.
+
+    Attributes:
+        receipt_id: Id of this kept receipt.
+        tenant: Tenant it arrived for.
+        connection: Carrier connection it arrived on.
+        format: The format it was parsed as.
+        content_type: Its content type.
+        received_at: Arrival (epoch microseconds).
+        error: Why parsing failed.
+        body_sha256: Hex digest of the body, so repeats are kept once.
+        raw_ciphertext: The body encrypted under the tenant's unattributed-data key.
+        raw_key_id: Id of that key.
+        metadata: Transport metadata as JSON text.
+        source: Where the payload came from.
+    """
+
+    receipt_id: uuid.UUID
+    tenant: str
+    connection: str
+    format: str
+    content_type: str
+    received_at: int
+    error: str
+    body_sha256: str
+    raw_ciphertext: bytes
+    raw_key_id: str
+    metadata: str
+    source: str
+
+
+@dataclass(frozen=True)
 class ExpiryRow:
     """When the ledger gives up waiting for a final receipt of an attempt."""
 
@@ -130,6 +164,8 @@ class SideWrites:
     duplicates: dict[uuid.UUID, int] = field(default_factory=dict)
     expiry_set: list[ExpiryRow] = field(default_factory=list)
     expiry_cleared: list[uuid.UUID] = field(default_factory=list)
+    unparsed: list[UnparsedReceipt] = field(default_factory=list)
+    unparsed_cleared: list[uuid.UUID] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
@@ -140,4 +176,6 @@ class SideWrites:
             or self.duplicates
             or self.expiry_set
             or self.expiry_cleared
+            or self.unparsed
+            or self.unparsed_cleared
         )

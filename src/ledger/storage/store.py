@@ -36,6 +36,7 @@ from ledger.storage.records import (
     ParkedReceipt,
     RequestRecord,
     SideWrites,
+    UnparsedReceipt,
 )
 from ledger.storage.tables import Cursor, SideTables
 
@@ -259,6 +260,13 @@ class LedgerStore:
         """Return a tenant's parked receipts older than ``received_before``."""
         with self._cursor() as curs:
             return self.side.list_parked(curs, tenant, received_before, limit)
+
+    def list_unparsed(
+        self, tenant: str, connection: str | None, limit: int
+    ) -> list[UnparsedReceipt]:
+        """Return a tenant's kept unparsed receipts, oldest first."""
+        with self._cursor() as curs:
+            return self.side.list_unparsed(curs, tenant, connection, limit)
 
     def duplicate_counts(self, aggregate_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, int]:
         """Return how many duplicate receipts each message has seen."""

@@ -18,6 +18,7 @@ from ledger.storage.records import (
     ParkedReceipt,
     RequestRecord,
     SideWrites,
+    UnparsedReceipt,
 )
 
 __all__ = ["POSTGRES", "SQLITE", "Dialect", "SideTables"]
@@ -86,6 +87,7 @@ class SideTables:
         self.duplicates = f"{t}duplicates"
         self.expiry = f"{t}expiry"
         self.subject_keys = f"{t}subject_keys"
+        self.unparsed = f"{t}unparsed"
 
     # ----------------------------------------------------------------- schema
 
@@ -119,6 +121,12 @@ class SideTables:
             f"CREATE TABLE IF NOT EXISTS {self.subject_keys} ("
             "key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, subject_index TEXT UNIQUE, "
             f"wrapped_key {blob}, created_at BIGINT NOT NULL, erased_at BIGINT)",
+            f"CREATE TABLE IF NOT EXISTS {self.unparsed} ("
+            "receipt_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, connection TEXT NOT NULL, "
+            "format TEXT NOT NULL, content_type TEXT NOT NULL, received_at BIGINT NOT NULL, "
+            f"error TEXT NOT NULL, body_sha256 TEXT NOT NULL, raw_ciphertext {blob} NOT NULL, "
+            "raw_key_id TEXT NOT NULL, metadata TEXT NOT NULL, source TEXT NOT NULL, "
+            "UNIQUE (tenant, connection, body_sha256))",
         ]
 
     def _index_name(self, suffix: str) -> str:
@@ -208,6 +216,37 @@ class SideTables:
                     "DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at"
                 ),
                 [(str(r.aggregate_id), r.attempt, r.due_at) for r in side.expiry_set],
+            )
+        if side.unparsed:
+            cursor.executemany(
+                sql(
+                    f"INSERT INTO {self.unparsed} (receipt_id, tenant, connection, format, "
+                    "content_type, received_at, error, body_sha256, raw_ciphertext, raw_key_id, "
+                    "metadata, source) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT DO NOTHING"
+                ),
+                [
+                    (
+                        str(u.receipt_id),
+                        u.tenant,
+                        u.connection,
+                        u.format,
+                        u.content_type,
+                        u.received_at,
+                        u.error,
+                        u.body_sha256,
+                        u.raw_ciphertext,
+                        u.raw_key_id,
+                        u.metadata,
+                        u.source,
+                    )
+                    for u in side.unparsed
+                ],
+            )
+        if side.unparsed_cleared:
+            cursor.executemany(
+                sql(f"DELETE FROM {self.unparsed} WHERE receipt_id = %s"),
+                [(str(i),) for i in side.unparsed_cleared],
             )
         if side.expiry_cleared:
             cursor.executemany(
@@ -390,6 +429,41 @@ class SideTables:
                 wrapped = row["wrapped_key"]
                 found[row["key_id"]] = bytes(wrapped) if wrapped is not None else None
         return found
+
+    def list_unparsed(
+        self, cursor: Cursor, tenant: str, connection: str | None, limit: int
+    ) -> list[UnparsedReceipt]:
+        """Return a tenant's kept unparsed receipts, oldest first."""
+        condition = "tenant = %s"
+        params: list[Any] = [tenant]
+        if connection:
+            condition += " AND connection = %s"
+            params.append(connection)
+        cursor.execute(
+            self.dialect.sql(
+                "SELECT receipt_id, tenant, connection, format, content_type, received_at, error, "
+                "body_sha256, raw_ciphertext, raw_key_id, metadata, source "
+                f"FROM {self.unparsed} WHERE {condition} ORDER BY received_at, receipt_id LIMIT %s"
+            ),
+            [*params, limit],
+        )
+        return [
+            UnparsedReceipt(
+                receipt_id=uuid.UUID(row["receipt_id"]),
+                tenant=row["tenant"],
+                connection=row["connection"],
+                format=row["format"],
+                content_type=row["content_type"],
+                received_at=row["received_at"],
+                error=row["error"],
+                body_sha256=row["body_sha256"],
+                raw_ciphertext=bytes(row["raw_ciphertext"]),
+                raw_key_id=row["raw_key_id"],
+                metadata=row["metadata"],
+                source=row["source"],
+            )
+            for row in cursor.fetchall()
+        ]
 
     def delete_requests_before(self, cursor: Cursor, before: int) -> None:
         """Delete request ids first served before ``before``."""

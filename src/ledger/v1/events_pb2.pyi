@@ -112,11 +112,12 @@ class Event(_message.Message):
     ACCEPTANCE_FIELD_NUMBER: _builtins.int
     RECEIPT_FIELD_NUMBER: _builtins.int
     INFERRED_EXPIRY_FIELD_NUMBER: _builtins.int
+    RETRY_ADVICE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """UUIDv5 with the aggregate id as namespace and the decimal version as name."""
     type: _builtins.str
     """Event type name: Submitted, Resubmitted, CarrierAccepted, Enroute,
-    Accepted, Delivered, Failed, Expired, Rejected or Unknown.
+    Accepted, Delivered, Failed, Expired, Rejected, Unknown or RetryAdvised.
     """
     tenant: _builtins.str
     message_id: _builtins.str
@@ -147,6 +148,8 @@ class Event(_message.Message):
     def receipt(self) -> Global___Receipt: ...
     @_builtins.property
     def inferred_expiry(self) -> Global___InferredExpiry: ...
+    @_builtins.property
+    def retry_advice(self) -> Global___RetryAdvice: ...
     def __init__(
         self,
         *,
@@ -167,12 +170,13 @@ class Event(_message.Message):
         acceptance: Global___Acceptance | None = ...,
         receipt: Global___Receipt | None = ...,
         inferred_expiry: Global___InferredExpiry | None = ...,
+        retry_advice: Global___RetryAdvice | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["acceptance", b"acceptance", "body", b"body", "inferred_expiry", b"inferred_expiry", "occurred_at", b"occurred_at", "receipt", b"receipt", "recorded_at", b"recorded_at", "submission", b"submission"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acceptance", b"acceptance", "body", b"body", "inferred_expiry", b"inferred_expiry", "occurred_at", b"occurred_at", "receipt", b"receipt", "recorded_at", b"recorded_at", "retry_advice", b"retry_advice", "submission", b"submission"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acceptance", b"acceptance", "aggregate_id", b"aggregate_id", "attempt", b"attempt", "body", b"body", "conflict", b"conflict", "event_id", b"event_id", "final", b"final", "hash", b"hash", "inferred_expiry", b"inferred_expiry", "message_id", b"message_id", "occurred_at", b"occurred_at", "receipt", b"receipt", "recorded_at", b"recorded_at", "status", b"status", "submission", b"submission", "tenant", b"tenant", "type", b"type", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acceptance", b"acceptance", "aggregate_id", b"aggregate_id", "attempt", b"attempt", "body", b"body", "conflict", b"conflict", "event_id", b"event_id", "final", b"final", "hash", b"hash", "inferred_expiry", b"inferred_expiry", "message_id", b"message_id", "occurred_at", b"occurred_at", "receipt", b"receipt", "recorded_at", b"recorded_at", "retry_advice", b"retry_advice", "status", b"status", "submission", b"submission", "tenant", b"tenant", "type", b"type", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["submission", "acceptance", "receipt", "inferred_expiry"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["submission", "acceptance", "receipt", "inferred_expiry", "retry_advice"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -382,3 +386,35 @@ class InferredExpiry(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InferredExpiry: _TypeAlias = InferredExpiry  # noqa: Y015
+
+@_typing.final
+class RetryAdvice(_message.Message):
+    """Body of RetryAdvised: the ledger's retry decision after a final failure."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RETRY_FIELD_NUMBER: _builtins.int
+    NOT_BEFORE_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_LEFT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    retry: _builtins.bool
+    attempts_left: _builtins.int
+    reason: _builtins.str
+    """Why, such as "transient failure" or "permanent failure (error 1)"."""
+    @_builtins.property
+    def not_before(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        retry: _builtins.bool = ...,
+        not_before: _timestamp_pb2.Timestamp | None = ...,
+        attempts_left: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["not_before", b"not_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts_left", b"attempts_left", "not_before", b"not_before", "reason", b"reason", "retry", b"retry"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryAdvice: _TypeAlias = RetryAdvice  # noqa: Y015

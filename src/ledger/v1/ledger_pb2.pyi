@@ -358,30 +358,104 @@ class RecordReceiptRequest(_message.Message):
 Global___RecordReceiptRequest: _TypeAlias = RecordReceiptRequest  # noqa: Y015
 
 @_typing.final
+class RecordRawReceiptRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    connection: _builtins.str
+    """Carrier connection the receipt arrived on, as named in configuration."""
+    format: _builtins.str
+    """Receipt format; empty means the connection's configured format."""
+    content_type: _builtins.str
+    body: _builtins.bytes
+    """The payload exactly as received."""
+    source: _builtins.str
+    """Where the payload came from, such as "smpp:bind-3" or "https"."""
+    request_id: _builtins.str
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Transport facts no payload carries, such as "message_id" (the caller's
+        id of the message, for receipts without a carrier id) or
+        "jasmin_requested_level".
+        """
+
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        connection: _builtins.str = ...,
+        format: _builtins.str = ...,
+        content_type: _builtins.str = ...,
+        body: _builtins.bytes = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        source: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "connection", b"connection", "content_type", b"content_type", "format", b"format", "metadata", b"metadata", "request_id", b"request_id", "source", b"source", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordRawReceiptRequest: _TypeAlias = RecordRawReceiptRequest  # noqa: Y015
+
+@_typing.final
 class Command(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SUBMIT_FIELD_NUMBER: _builtins.int
     ACCEPTANCE_FIELD_NUMBER: _builtins.int
     RECEIPT_FIELD_NUMBER: _builtins.int
+    RAW_RECEIPT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def submit(self) -> Global___SubmitMessageRequest: ...
     @_builtins.property
     def acceptance(self) -> Global___RecordAcceptanceRequest: ...
     @_builtins.property
     def receipt(self) -> Global___RecordReceiptRequest: ...
+    @_builtins.property
+    def raw_receipt(self) -> Global___RecordRawReceiptRequest: ...
     def __init__(
         self,
         *,
         submit: Global___SubmitMessageRequest | None = ...,
         acceptance: Global___RecordAcceptanceRequest | None = ...,
         receipt: Global___RecordReceiptRequest | None = ...,
+        raw_receipt: Global___RecordRawReceiptRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["acceptance", b"acceptance", "command", b"command", "receipt", b"receipt", "submit", b"submit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acceptance", b"acceptance", "command", b"command", "raw_receipt", b"raw_receipt", "receipt", b"receipt", "submit", b"submit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acceptance", b"acceptance", "command", b"command", "receipt", b"receipt", "submit", b"submit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acceptance", b"acceptance", "command", b"command", "raw_receipt", b"raw_receipt", "receipt", b"receipt", "submit", b"submit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["submit", "acceptance", "receipt"]  # noqa: Y015
+    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["submit", "acceptance", "receipt", "raw_receipt"]  # noqa: Y015
     _WhichOneofArgType_command: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_command) -> _WhichOneofReturnType_command | None: ...
 
@@ -444,6 +518,9 @@ class CommandResult(_message.Message):
     MESSAGE_STATUS_FIELD_NUMBER: _builtins.int
     EVENTS_FIELD_NUMBER: _builtins.int
     RECEIPT_DISPOSITION_FIELD_NUMBER: _builtins.int
+    RETRY_ADVICE_FIELD_NUMBER: _builtins.int
+    RECEIPTS_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Position of the command in its batch (0 for single commands)."""
     replayed: _builtins.bool
@@ -467,6 +544,20 @@ class CommandResult(_message.Message):
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___EventRef]:
         """Events appended by this command."""
 
+    @_builtins.property
+    def retry_advice(self) -> _events_pb2.RetryAdvice:
+        """Whether and when to send the message again, after a final failure."""
+
+    @_builtins.property
+    def receipts(self) -> _containers.RepeatedCompositeFieldContainer[Global___CommandResult]:
+        """For a raw receipt: one result per report it carried (batched webhooks
+        carry several); the fields above repeat the first.
+        """
+
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For a raw receipt: notes of the parser, such as an unknown status word."""
+
     def __init__(
         self,
         *,
@@ -481,10 +572,13 @@ class CommandResult(_message.Message):
         message_status: _events_pb2.MessageStatus.ValueType = ...,
         events: _abc.Iterable[Global___EventRef] | None = ...,
         receipt_disposition: Global___ReceiptDisposition.ValueType = ...,
+        retry_advice: _events_pb2.RetryAdvice | None = ...,
+        receipts: _abc.Iterable[Global___CommandResult] | None = ...,
+        warnings: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["retry_advice", b"retry_advice", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate_id", b"aggregate_id", "duplicate", b"duplicate", "events", b"events", "index", b"index", "message_id", b"message_id", "message_status", b"message_status", "receipt_disposition", b"receipt_disposition", "replayed", b"replayed", "status", b"status", "tenant", b"tenant", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate_id", b"aggregate_id", "duplicate", b"duplicate", "events", b"events", "index", b"index", "message_id", b"message_id", "message_status", b"message_status", "receipt_disposition", b"receipt_disposition", "receipts", b"receipts", "replayed", b"replayed", "retry_advice", b"retry_advice", "status", b"status", "tenant", b"tenant", "version", b"version", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -856,3 +950,436 @@ class LookupCarrierMessageResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LookupCarrierMessageResponse: _TypeAlias = LookupCarrierMessageResponse  # noqa: Y015
+
+@_typing.final
+class ProfileOverrides(_message.Message):
+    """Profile values that override the connection's configured ones."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class StatusSynonymsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TIMEZONE_FIELD_NUMBER: _builtins.int
+    ERROR_TABLE_FIELD_NUMBER: _builtins.int
+    SUBMIT_ID_BASE_FIELD_NUMBER: _builtins.int
+    RECEIPT_ID_BASE_FIELD_NUMBER: _builtins.int
+    STATUS_SYNONYMS_FIELD_NUMBER: _builtins.int
+    CONFIRMS_DELIVERY_FIELD_NUMBER: _builtins.int
+    timezone: _builtins.str
+    error_table: _builtins.str
+    submit_id_base: _builtins.str
+    receipt_id_base: _builtins.str
+    confirms_delivery: _builtins.bool
+    @_builtins.property
+    def status_synonyms(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        timezone: _builtins.str | None = ...,
+        error_table: _builtins.str | None = ...,
+        submit_id_base: _builtins.str | None = ...,
+        receipt_id_base: _builtins.str | None = ...,
+        status_synonyms: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        confirms_delivery: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_confirms_delivery", b"_confirms_delivery", "_error_table", b"_error_table", "_receipt_id_base", b"_receipt_id_base", "_submit_id_base", b"_submit_id_base", "_timezone", b"_timezone", "confirms_delivery", b"confirms_delivery", "error_table", b"error_table", "receipt_id_base", b"receipt_id_base", "submit_id_base", b"submit_id_base", "timezone", b"timezone"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confirms_delivery", b"_confirms_delivery", "_error_table", b"_error_table", "_receipt_id_base", b"_receipt_id_base", "_submit_id_base", b"_submit_id_base", "_timezone", b"_timezone", "confirms_delivery", b"confirms_delivery", "error_table", b"error_table", "receipt_id_base", b"receipt_id_base", "status_synonyms", b"status_synonyms", "submit_id_base", b"submit_id_base", "timezone", b"timezone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__confirms_delivery: _TypeAlias = _typing.Literal["confirms_delivery"]  # noqa: Y015
+    _WhichOneofArgType__confirms_delivery: _TypeAlias = _typing.Literal["_confirms_delivery", b"_confirms_delivery"]  # noqa: Y015
+    _WhichOneofReturnType__error_table: _TypeAlias = _typing.Literal["error_table"]  # noqa: Y015
+    _WhichOneofArgType__error_table: _TypeAlias = _typing.Literal["_error_table", b"_error_table"]  # noqa: Y015
+    _WhichOneofReturnType__receipt_id_base: _TypeAlias = _typing.Literal["receipt_id_base"]  # noqa: Y015
+    _WhichOneofArgType__receipt_id_base: _TypeAlias = _typing.Literal["_receipt_id_base", b"_receipt_id_base"]  # noqa: Y015
+    _WhichOneofReturnType__submit_id_base: _TypeAlias = _typing.Literal["submit_id_base"]  # noqa: Y015
+    _WhichOneofArgType__submit_id_base: _TypeAlias = _typing.Literal["_submit_id_base", b"_submit_id_base"]  # noqa: Y015
+    _WhichOneofReturnType__timezone: _TypeAlias = _typing.Literal["timezone"]  # noqa: Y015
+    _WhichOneofArgType__timezone: _TypeAlias = _typing.Literal["_timezone", b"_timezone"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__confirms_delivery) -> _WhichOneofReturnType__confirms_delivery | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__error_table) -> _WhichOneofReturnType__error_table | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__receipt_id_base) -> _WhichOneofReturnType__receipt_id_base | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__submit_id_base) -> _WhichOneofReturnType__submit_id_base | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__timezone) -> _WhichOneofReturnType__timezone | None: ...
+
+Global___ProfileOverrides: _TypeAlias = ProfileOverrides  # noqa: Y015
+
+@_typing.final
+class NormalizeReceiptRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    connection: _builtins.str
+    format: _builtins.str
+    content_type: _builtins.str
+    body: _builtins.bytes
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def profile(self) -> Global___ProfileOverrides: ...
+    def __init__(
+        self,
+        *,
+        connection: _builtins.str = ...,
+        format: _builtins.str = ...,
+        content_type: _builtins.str = ...,
+        body: _builtins.bytes = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        profile: Global___ProfileOverrides | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "connection", b"connection", "content_type", b"content_type", "format", b"format", "metadata", b"metadata", "profile", b"profile"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NormalizeReceiptRequest: _TypeAlias = NormalizeReceiptRequest  # noqa: Y015
+
+@_typing.final
+class NormalizedReceipt(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    FINAL_FIELD_NUMBER: _builtins.int
+    PERMANENT_FIELD_NUMBER: _builtins.int
+    CARRIER_MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    CANONICAL_ID_FIELD_NUMBER: _builtins.int
+    ERROR_CODE_FIELD_NUMBER: _builtins.int
+    ERROR_TABLE_FIELD_NUMBER: _builtins.int
+    DONE_AT_FIELD_NUMBER: _builtins.int
+    SEGMENT_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
+    status: Global___ReceiptStatus.ValueType
+    final: _builtins.bool
+    permanent: _builtins.bool
+    carrier_message_id: _builtins.str
+    canonical_id: _builtins.str
+    """The id in the form it is matched by on this connection."""
+    error_code: _builtins.str
+    error_table: _builtins.str
+    segment: _builtins.int
+    @_builtins.property
+    def done_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        status: Global___ReceiptStatus.ValueType = ...,
+        final: _builtins.bool = ...,
+        permanent: _builtins.bool | None = ...,
+        carrier_message_id: _builtins.str = ...,
+        canonical_id: _builtins.str = ...,
+        error_code: _builtins.str = ...,
+        error_table: _builtins.str = ...,
+        done_at: _timestamp_pb2.Timestamp | None = ...,
+        segment: _builtins.int = ...,
+        warnings: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_permanent", b"_permanent", "done_at", b"done_at", "permanent", b"permanent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_permanent", b"_permanent", "canonical_id", b"canonical_id", "carrier_message_id", b"carrier_message_id", "done_at", b"done_at", "error_code", b"error_code", "error_table", b"error_table", "final", b"final", "permanent", b"permanent", "segment", b"segment", "status", b"status", "warnings", b"warnings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__permanent: _TypeAlias = _typing.Literal["permanent"]  # noqa: Y015
+    _WhichOneofArgType__permanent: _TypeAlias = _typing.Literal["_permanent", b"_permanent"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__permanent) -> _WhichOneofReturnType__permanent | None: ...
+
+Global___NormalizedReceipt: _TypeAlias = NormalizedReceipt  # noqa: Y015
+
+@_typing.final
+class NormalizeReceiptResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPTS_FIELD_NUMBER: _builtins.int
+    REDACTIONS_FIELD_NUMBER: _builtins.int
+    REDACTED_BODY_FIELD_NUMBER: _builtins.int
+    redacted_body: _builtins.bytes
+    @_builtins.property
+    def receipts(self) -> _containers.RepeatedCompositeFieldContainer[Global___NormalizedReceipt]: ...
+    @_builtins.property
+    def redactions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Fields removed before storage, such as "text"."""
+
+    def __init__(
+        self,
+        *,
+        receipts: _abc.Iterable[Global___NormalizedReceipt] | None = ...,
+        redactions: _abc.Iterable[_builtins.str] | None = ...,
+        redacted_body: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipts", b"receipts", "redacted_body", b"redacted_body", "redactions", b"redactions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NormalizeReceiptResponse: _TypeAlias = NormalizeReceiptResponse  # noqa: Y015
+
+@_typing.final
+class UnparsedReceipt(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_ID_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    receipt_id: _builtins.str
+    tenant: _builtins.str
+    connection: _builtins.str
+    format: _builtins.str
+    content_type: _builtins.str
+    error: _builtins.str
+    """Why parsing failed."""
+    body: _builtins.bytes
+    """The payload as received (auditor role only)."""
+    @_builtins.property
+    def received_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        receipt_id: _builtins.str = ...,
+        tenant: _builtins.str = ...,
+        connection: _builtins.str = ...,
+        format: _builtins.str = ...,
+        content_type: _builtins.str = ...,
+        received_at: _timestamp_pb2.Timestamp | None = ...,
+        error: _builtins.str = ...,
+        body: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "connection", b"connection", "content_type", b"content_type", "error", b"error", "format", b"format", "receipt_id", b"receipt_id", "received_at", b"received_at", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnparsedReceipt: _TypeAlias = UnparsedReceipt  # noqa: Y015
+
+@_typing.final
+class ListUnparsedReceiptsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    connection: _builtins.str
+    limit: _builtins.int
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        connection: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection", b"connection", "limit", b"limit", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUnparsedReceiptsRequest: _TypeAlias = ListUnparsedReceiptsRequest  # noqa: Y015
+
+@_typing.final
+class ListUnparsedReceiptsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipts(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnparsedReceipt]: ...
+    def __init__(
+        self,
+        *,
+        receipts: _abc.Iterable[Global___UnparsedReceipt] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipts", b"receipts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUnparsedReceiptsResponse: _TypeAlias = ListUnparsedReceiptsResponse  # noqa: Y015
+
+@_typing.final
+class ReprocessUnparsedReceiptsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    connection: _builtins.str
+    """Empty means every connection."""
+    limit: _builtins.int
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        connection: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection", b"connection", "limit", b"limit", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReprocessUnparsedReceiptsRequest: _TypeAlias = ReprocessUnparsedReceiptsRequest  # noqa: Y015
+
+@_typing.final
+class ReprocessUnparsedReceiptsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDED_FIELD_NUMBER: _builtins.int
+    STILL_UNPARSED_FIELD_NUMBER: _builtins.int
+    recorded: _builtins.int
+    still_unparsed: _builtins.int
+    def __init__(
+        self,
+        *,
+        recorded: _builtins.int = ...,
+        still_unparsed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recorded", b"recorded", "still_unparsed", b"still_unparsed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReprocessUnparsedReceiptsResponse: _TypeAlias = ReprocessUnparsedReceiptsResponse  # noqa: Y015
+
+@_typing.final
+class OrphanReceipt(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_ID_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    CANONICAL_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    receipt_id: _builtins.str
+    tenant: _builtins.str
+    connection: _builtins.str
+    canonical_id: _builtins.str
+    status: Global___ReceiptStatus.ValueType
+    @_builtins.property
+    def received_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        receipt_id: _builtins.str = ...,
+        tenant: _builtins.str = ...,
+        connection: _builtins.str = ...,
+        canonical_id: _builtins.str = ...,
+        status: Global___ReceiptStatus.ValueType = ...,
+        received_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canonical_id", b"canonical_id", "connection", b"connection", "receipt_id", b"receipt_id", "received_at", b"received_at", "status", b"status", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrphanReceipt: _TypeAlias = OrphanReceipt  # noqa: Y015
+
+@_typing.final
+class ListOrphanReceiptsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    MIN_AGE_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    limit: _builtins.int
+    @_builtins.property
+    def min_age(self) -> _duration_pb2.Duration:
+        """Only receipts older than this count as orphans; newer ones may still
+        find their acceptance. Default 10 minutes.
+        """
+
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        min_age: _duration_pb2.Duration | None = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["min_age", b"min_age"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "min_age", b"min_age", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOrphanReceiptsRequest: _TypeAlias = ListOrphanReceiptsRequest  # noqa: Y015
+
+@_typing.final
+class ListOrphanReceiptsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipts(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrphanReceipt]: ...
+    def __init__(
+        self,
+        *,
+        receipts: _abc.Iterable[Global___OrphanReceipt] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipts", b"receipts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOrphanReceiptsResponse: _TypeAlias = ListOrphanReceiptsResponse  # noqa: Y015

@@ -49,6 +49,11 @@ class LedgerServiceStub:
                 request_serializer=ledger_dot_v1_dot_ledger__pb2.RecordReceiptRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_ledger__pb2.CommandResult.FromString,
                 _registered_method=True)
+        self.RecordRawReceipt = channel.unary_unary(
+                '/ledger.v1.LedgerService/RecordRawReceipt',
+                request_serializer=ledger_dot_v1_dot_ledger__pb2.RecordRawReceiptRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_ledger__pb2.CommandResult.FromString,
+                _registered_method=True)
         self.ExecuteBatch = channel.unary_unary(
                 '/ledger.v1.LedgerService/ExecuteBatch',
                 request_serializer=ledger_dot_v1_dot_ledger__pb2.ExecuteBatchRequest.SerializeToString,
@@ -90,6 +95,14 @@ class LedgerServiceServicer:
 
     def RecordReceipt(self, request, context):
         """Record a receipt that the caller already normalized.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordRawReceipt(self, request, context):
+        """Record a receipt exactly as the carrier sent it; the ledger parses,
+        normalizes and correlates it, and keeps the bytes for audit.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -140,6 +153,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
             'RecordReceipt': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordReceipt,
                     request_deserializer=ledger_dot_v1_dot_ledger__pb2.RecordReceiptRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_ledger__pb2.CommandResult.SerializeToString,
+            ),
+            'RecordRawReceipt': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordRawReceipt,
+                    request_deserializer=ledger_dot_v1_dot_ledger__pb2.RecordRawReceiptRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_ledger__pb2.CommandResult.SerializeToString,
             ),
             'ExecuteBatch': grpc.unary_unary_rpc_method_handler(
@@ -255,6 +273,33 @@ class LedgerService:
             _registered_method=True)
 
     @staticmethod
+    def RecordRawReceipt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.LedgerService/RecordRawReceipt',
+            ledger_dot_v1_dot_ledger__pb2.RecordRawReceiptRequest.SerializeToString,
+            ledger_dot_v1_dot_ledger__pb2.CommandResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ExecuteBatch(request,
             target,
             options=(),
@@ -352,6 +397,217 @@ class LedgerService:
             '/ledger.v1.LedgerService/LookupCarrierMessage',
             ledger_dot_v1_dot_ledger__pb2.LookupCarrierMessageRequest.SerializeToString,
             ledger_dot_v1_dot_ledger__pb2.LookupCarrierMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class ReceiptServiceStub:
+    """Operator tools for carrier receipts: dry-run parsing, and receipts the
+    ledger kept without recording them in a message's history.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.NormalizeReceipt = channel.unary_unary(
+                '/ledger.v1.ReceiptService/NormalizeReceipt',
+                request_serializer=ledger_dot_v1_dot_ledger__pb2.NormalizeReceiptRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_ledger__pb2.NormalizeReceiptResponse.FromString,
+                _registered_method=True)
+        self.ListUnparsedReceipts = channel.unary_unary(
+                '/ledger.v1.ReceiptService/ListUnparsedReceipts',
+                request_serializer=ledger_dot_v1_dot_ledger__pb2.ListUnparsedReceiptsRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_ledger__pb2.ListUnparsedReceiptsResponse.FromString,
+                _registered_method=True)
+        self.ReprocessUnparsedReceipts = channel.unary_unary(
+                '/ledger.v1.ReceiptService/ReprocessUnparsedReceipts',
+                request_serializer=ledger_dot_v1_dot_ledger__pb2.ReprocessUnparsedReceiptsRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_ledger__pb2.ReprocessUnparsedReceiptsResponse.FromString,
+                _registered_method=True)
+        self.ListOrphanReceipts = channel.unary_unary(
+                '/ledger.v1.ReceiptService/ListOrphanReceipts',
+                request_serializer=ledger_dot_v1_dot_ledger__pb2.ListOrphanReceiptsRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_ledger__pb2.ListOrphanReceiptsResponse.FromString,
+                _registered_method=True)
+
+
+class ReceiptServiceServicer:
+    """Operator tools for carrier receipts: dry-run parsing, and receipts the
+    ledger kept without recording them in a message's history.
+    """
+
+    def NormalizeReceipt(self, request, context):
+        """Parse and normalize a receipt without recording anything.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUnparsedReceipts(self, request, context):
+        """Receipts that could not be parsed, kept for a reprocess after a fix.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReprocessUnparsedReceipts(self, request, context):
+        """Parse the kept unparsed receipts again and record those that now parse.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOrphanReceipts(self, request, context):
+        """Receipts whose carrier id matched no message (yet).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ReceiptServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'NormalizeReceipt': grpc.unary_unary_rpc_method_handler(
+                    servicer.NormalizeReceipt,
+                    request_deserializer=ledger_dot_v1_dot_ledger__pb2.NormalizeReceiptRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_ledger__pb2.NormalizeReceiptResponse.SerializeToString,
+            ),
+            'ListUnparsedReceipts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUnparsedReceipts,
+                    request_deserializer=ledger_dot_v1_dot_ledger__pb2.ListUnparsedReceiptsRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_ledger__pb2.ListUnparsedReceiptsResponse.SerializeToString,
+            ),
+            'ReprocessUnparsedReceipts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReprocessUnparsedReceipts,
+                    request_deserializer=ledger_dot_v1_dot_ledger__pb2.ReprocessUnparsedReceiptsRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_ledger__pb2.ReprocessUnparsedReceiptsResponse.SerializeToString,
+            ),
+            'ListOrphanReceipts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOrphanReceipts,
+                    request_deserializer=ledger_dot_v1_dot_ledger__pb2.ListOrphanReceiptsRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_ledger__pb2.ListOrphanReceiptsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ledger.v1.ReceiptService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ledger.v1.ReceiptService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ReceiptService:
+    """Operator tools for carrier receipts: dry-run parsing, and receipts the
+    ledger kept without recording them in a message's history.
+    """
+
+    @staticmethod
+    def NormalizeReceipt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.ReceiptService/NormalizeReceipt',
+            ledger_dot_v1_dot_ledger__pb2.NormalizeReceiptRequest.SerializeToString,
+            ledger_dot_v1_dot_ledger__pb2.NormalizeReceiptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUnparsedReceipts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.ReceiptService/ListUnparsedReceipts',
+            ledger_dot_v1_dot_ledger__pb2.ListUnparsedReceiptsRequest.SerializeToString,
+            ledger_dot_v1_dot_ledger__pb2.ListUnparsedReceiptsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReprocessUnparsedReceipts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.ReceiptService/ReprocessUnparsedReceipts',
+            ledger_dot_v1_dot_ledger__pb2.ReprocessUnparsedReceiptsRequest.SerializeToString,
+            ledger_dot_v1_dot_ledger__pb2.ReprocessUnparsedReceiptsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOrphanReceipts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.ReceiptService/ListOrphanReceipts',
+            ledger_dot_v1_dot_ledger__pb2.ListOrphanReceiptsRequest.SerializeToString,
+            ledger_dot_v1_dot_ledger__pb2.ListOrphanReceiptsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,10 @@ class LedgerServiceStub:
     """Record the carrier's acceptance with its message id for each segment."""
     RecordReceipt: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.RecordReceiptRequest, _ledger_pb2.CommandResult]
     """Record a receipt that the caller already normalized."""
+    RecordRawReceipt: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.RecordRawReceiptRequest, _ledger_pb2.CommandResult]
+    """Record a receipt exactly as the carrier sent it; the ledger parses,
+    normalizes and correlates it, and keeps the bytes for audit.
+    """
     ExecuteBatch: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ExecuteBatchRequest, _ledger_pb2.ExecuteBatchResponse]
     """Run many commands in one call. Each gets its own result, in order;
     one invalid command never fails the others.
@@ -62,6 +66,10 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     """Record the carrier's acceptance with its message id for each segment."""
     RecordReceipt: _aio.UnaryUnaryMultiCallable[_ledger_pb2.RecordReceiptRequest, _ledger_pb2.CommandResult]  # type: ignore[assignment]
     """Record a receipt that the caller already normalized."""
+    RecordRawReceipt: _aio.UnaryUnaryMultiCallable[_ledger_pb2.RecordRawReceiptRequest, _ledger_pb2.CommandResult]  # type: ignore[assignment]
+    """Record a receipt exactly as the carrier sent it; the ledger parses,
+    normalizes and correlates it, and keeps the bytes for audit.
+    """
     ExecuteBatch: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ExecuteBatchRequest, _ledger_pb2.ExecuteBatchResponse]  # type: ignore[assignment]
     """Run many commands in one call. Each gets its own result, in order;
     one invalid command never fails the others.
@@ -99,6 +107,16 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         """Record a receipt that the caller already normalized."""
 
     @_abc_1.abstractmethod
+    def RecordRawReceipt(
+        self,
+        request: _ledger_pb2.RecordRawReceiptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.CommandResult, _abc.Awaitable[_ledger_pb2.CommandResult]]:
+        """Record a receipt exactly as the carrier sent it; the ledger parses,
+        normalizes and correlates it, and keeps the bytes for audit.
+        """
+
+    @_abc_1.abstractmethod
     def ExecuteBatch(
         self,
         request: _ledger_pb2.ExecuteBatchRequest,
@@ -133,3 +151,76 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         """Find the message a carrier message id belongs to."""
 
 def add_LedgerServiceServicer_to_server(servicer: LedgerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class ReceiptServiceStub:
+    """Operator tools for carrier receipts: dry-run parsing, and receipts the
+    ledger kept without recording them in a message's history.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> ReceiptServiceAsyncStub: ...
+    NormalizeReceipt: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.NormalizeReceiptRequest, _ledger_pb2.NormalizeReceiptResponse]
+    """Parse and normalize a receipt without recording anything."""
+    ListUnparsedReceipts: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ListUnparsedReceiptsRequest, _ledger_pb2.ListUnparsedReceiptsResponse]
+    """Receipts that could not be parsed, kept for a reprocess after a fix."""
+    ReprocessUnparsedReceipts: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ReprocessUnparsedReceiptsRequest, _ledger_pb2.ReprocessUnparsedReceiptsResponse]
+    """Parse the kept unparsed receipts again and record those that now parse."""
+    ListOrphanReceipts: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ListOrphanReceiptsRequest, _ledger_pb2.ListOrphanReceiptsResponse]
+    """Receipts whose carrier id matched no message (yet)."""
+
+@_typing.type_check_only
+class ReceiptServiceAsyncStub(ReceiptServiceStub):
+    """Operator tools for carrier receipts: dry-run parsing, and receipts the
+    ledger kept without recording them in a message's history.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    NormalizeReceipt: _aio.UnaryUnaryMultiCallable[_ledger_pb2.NormalizeReceiptRequest, _ledger_pb2.NormalizeReceiptResponse]  # type: ignore[assignment]
+    """Parse and normalize a receipt without recording anything."""
+    ListUnparsedReceipts: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ListUnparsedReceiptsRequest, _ledger_pb2.ListUnparsedReceiptsResponse]  # type: ignore[assignment]
+    """Receipts that could not be parsed, kept for a reprocess after a fix."""
+    ReprocessUnparsedReceipts: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ReprocessUnparsedReceiptsRequest, _ledger_pb2.ReprocessUnparsedReceiptsResponse]  # type: ignore[assignment]
+    """Parse the kept unparsed receipts again and record those that now parse."""
+    ListOrphanReceipts: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ListOrphanReceiptsRequest, _ledger_pb2.ListOrphanReceiptsResponse]  # type: ignore[assignment]
+    """Receipts whose carrier id matched no message (yet)."""
+
+class ReceiptServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Operator tools for carrier receipts: dry-run parsing, and receipts the
+    ledger kept without recording them in a message's history.
+    """
+
+    @_abc_1.abstractmethod
+    def NormalizeReceipt(
+        self,
+        request: _ledger_pb2.NormalizeReceiptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.NormalizeReceiptResponse, _abc.Awaitable[_ledger_pb2.NormalizeReceiptResponse]]:
+        """Parse and normalize a receipt without recording anything."""
+
+    @_abc_1.abstractmethod
+    def ListUnparsedReceipts(
+        self,
+        request: _ledger_pb2.ListUnparsedReceiptsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.ListUnparsedReceiptsResponse, _abc.Awaitable[_ledger_pb2.ListUnparsedReceiptsResponse]]:
+        """Receipts that could not be parsed, kept for a reprocess after a fix."""
+
+    @_abc_1.abstractmethod
+    def ReprocessUnparsedReceipts(
+        self,
+        request: _ledger_pb2.ReprocessUnparsedReceiptsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.ReprocessUnparsedReceiptsResponse, _abc.Awaitable[_ledger_pb2.ReprocessUnparsedReceiptsResponse]]:
+        """Parse the kept unparsed receipts again and record those that now parse."""
+
+    @_abc_1.abstractmethod
+    def ListOrphanReceipts(
+        self,
+        request: _ledger_pb2.ListOrphanReceiptsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.ListOrphanReceiptsResponse, _abc.Awaitable[_ledger_pb2.ListOrphanReceiptsResponse]]:
+        """Receipts whose carrier id matched no message (yet)."""
+
+def add_ReceiptServiceServicer_to_server(servicer: ReceiptServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
