@@ -37,3 +37,21 @@ def test_event_id_is_deterministic_uuid5() -> None:
     aggregate = uuid.uuid4()
     assert event_id(aggregate, 3) == uuid.uuid5(aggregate, "3")
     assert event_id(aggregate, 3) != event_id(aggregate, 4)
+
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**62), 2**62) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(max_size=12), _values, max_size=8))
+def test_canonical_json_equals_sorted_compact_json(record: dict[str, object]) -> None:
+    import json
+
+    expected = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(record) == expected.encode("utf-8")

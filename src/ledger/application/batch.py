@@ -20,7 +20,7 @@ from ledger.application.commands import (
     SubmitMessage,
 )
 from ledger.application.results import CommandResult, Disposition, EventRef
-from ledger.domain.audit import event_id, format_timestamp
+from ledger.domain.audit import format_timestamp
 from ledger.domain.identity import message_aggregate_id
 from ledger.domain.message import (
     Acceptance,
@@ -49,6 +49,7 @@ from ledger.storage.records import (
     ExpiryRow,
     ParkedReceipt,
     SideWrites,
+    SubjectKeyRow,
     UnparsedReceipt,
     from_micros,
     to_micros,
@@ -83,11 +84,13 @@ class Batch:
         self.now_micros = to_micros(now)
         self.side = SideWrites()
         self._messages: dict[uuid.UUID, Message] = {}
-        self._versions: dict[uuid.UUID, int] = {}
+        self._before: dict[uuid.UUID, tuple[bool, int]] = {}
         self._carrier_rows: dict[_CarrierKey, list[CarrierIdRow]] = defaultdict(list)
         self._parked: dict[_CarrierKey, list[ParkedReceipt]] = defaultdict(list)
         self._parked_new: set[uuid.UUID] = set()
         self._numbers: dict[str, CheckedNumber] = {}
+        self.new_keys: list[tuple[SubjectKeyRow, bytes]] = []
+        self._new_keys_by_id: dict[str, bytes] = {}
         self._read(commands)
 
     # ------------------------------------------------------------------ reads
@@ -145,7 +148,8 @@ class Batch:
         for parked in self.store.find_parked(parked_keys):
             self._parked[(parked.tenant, parked.connection, parked.canonical_id)].append(parked)
 
-        # Subject keys of new destinations.
+        # Subject keys of the destinations submitted; missing ones are created
+        # when first used, and stored in the batch's transaction.
         subjects = set()
         for c in commands:
             if isinstance(c, SubmitMessage):
@@ -153,7 +157,21 @@ class Batch:
                 assert isinstance(checked, CheckedNumber)
                 self._numbers[c.destination] = checked
                 subjects.add((c.tenant, checked.e164))
-        self._subject_keys = self.ledger.keyring.keys_for(subjects, self.now_micros)
+        self._subject_keys = self.ledger.keyring.lookup(subjects)
+
+    def subject_key(self, tenant: str, subject: str) -> tuple[str, bytes]:
+        """Return the key of a subject, creating it in this batch if it has none."""
+        pair = (tenant, subject)
+        entry = self._subject_keys.get(pair)
+        if entry is None:
+            entry = self.ledger.keyring.lookup([pair]).get(pair)
+        if entry is None:
+            entry, row = self.ledger.keyring.create(tenant, subject, self.now_micros)
+            self.side.subject_keys.append(row)
+            self.new_keys.append((row, entry[1]))
+            self._new_keys_by_id[row.key_id] = entry[1]
+        self._subject_keys[pair] = entry
+        return entry
 
     def _expand(self, command: RecordRawReceipt) -> list[RecordReceipt] | LedgerError:
         """Parse a raw receipt into normalized receipt commands, or return why not."""
@@ -227,7 +245,10 @@ class Batch:
         self._messages.update(cached)
         missing = wanted - cached.keys()
         self._messages.update(self.store.load_messages(missing))
-        self._versions = {i: m.version for i, m in self._messages.items()}
+        self._before = {
+            i: (m.outcome.final or m.current_attempt.outcome.final, m.current_attempt.number)
+            for i, m in self._messages.items()
+        }
 
     def _receipt_key(self, command: RecordReceipt) -> _CarrierKey:
         connection = command.connection or ""
@@ -242,7 +263,12 @@ class Batch:
         return message
 
     def _key_of(self, message: Message) -> bytes | None:
-        key_id = message.destination.key_id
+        return self._key_by_id(message.destination.key_id)
+
+    def _key_by_id(self, key_id: str) -> bytes | None:
+        key = self._new_keys_by_id.get(key_id)
+        if key is not None:
+            return key
         return self.ledger.keyring.keys_by_id([key_id]).get(key_id)
 
     # ---------------------------------------------------------------- results
@@ -264,9 +290,7 @@ class Batch:
         disposition: Disposition | None = None,
     ) -> CommandResult:
         events = tuple(
-            EventRef(
-                event_id(message.id, e.originator_version), type(e).__name__, e.originator_version
-            )
+            EventRef(message.id, type(e).__name__, e.originator_version)
             for e in message.pending_events
             if e.originator_version > before
         )
@@ -289,13 +313,20 @@ class Batch:
         )
 
     def schedule_expiries(self) -> None:
-        """Set or clear the expiry deadline of every message this batch changed."""
+        """Set or clear the expiry deadlines that this batch's changes moved.
+
+        A deadline is set when an attempt starts and cleared when the message
+        becomes final; other changes leave the stored deadline as it is.
+        """
         grace = self.config.expiry_grace
         for message in self.changed_messages():
             attempt = message.current_attempt
-            if message.outcome.final or attempt.outcome.final:
-                self.side.expiry_cleared.append(message.id)
-            else:
+            final = message.outcome.final or attempt.outcome.final
+            was_final, was_attempt = self._before.get(message.id, (False, 0))
+            if final:
+                if not was_final or attempt.number != was_attempt:
+                    self.side.expiry_cleared.append(message.id)
+            elif was_final or attempt.number != was_attempt:
                 due = attempt.submitted_at + attempt.validity + grace
                 self.side.expiry_set.append(ExpiryRow(message.id, attempt.number, to_micros(due)))
 
@@ -345,8 +376,7 @@ class Batch:
 
     def _keep_unparsed(self, command: RecordRawReceipt, error: ReceiptParseError) -> None:
         """Keep the bytes of a receipt that cannot be parsed, encrypted."""
-        keys = self.ledger.keyring.keys_for([(command.tenant, UNATTRIBUTED)], self.now_micros)
-        key_id, key = keys[(command.tenant, UNATTRIBUTED)]
+        key_id, key = self.subject_key(command.tenant, UNATTRIBUTED)
         self.side.unparsed.append(
             UnparsedReceipt(
                 receipt_id=command.replaces_unparsed or uuid.uuid4(),
@@ -366,7 +396,7 @@ class Batch:
 
     def _submit(self, command: SubmitMessage) -> CommandResult:
         checked = self._numbers[command.destination]
-        key_id, key = self._subject_keys[(command.tenant, checked.e164)]
+        key_id, key = self.subject_key(command.tenant, checked.e164)
         digest = number_digest(key, checked.e164)
         validity = command.validity or self.config.default_validity
         occurred_at = command.submitted_at or self.now
@@ -401,7 +431,6 @@ class Batch:
                 recorded_at=self.now,
             )
             self._messages[aggregate_id] = message
-            self._versions[aggregate_id] = 0
             return self._result(message, 0)
 
         before = message.version
@@ -518,8 +547,7 @@ class Batch:
     def _reencrypt_parked(
         self, message: Message, parked: ParkedReceipt, report: dict[str, object]
     ) -> RawRecord | None:
-        keys = self.ledger.keyring.keys_by_id([str(parked.raw_key_id)])
-        parked_key = keys.get(str(parked.raw_key_id))
+        parked_key = self._key_by_id(str(parked.raw_key_id))
         subject_key = self._key_of(message)
         if parked_key is None or subject_key is None or parked.raw_ciphertext is None:
             return None
@@ -637,8 +665,7 @@ class Batch:
         raw_ciphertext = None
         raw_key_id = None
         if command.raw is not None:
-            keys = self.ledger.keyring.keys_for([(command.tenant, UNATTRIBUTED)], self.now_micros)
-            raw_key_id, raw_key = keys[(command.tenant, UNATTRIBUTED)]
+            raw_key_id, raw_key = self.subject_key(command.tenant, UNATTRIBUTED)
             raw_ciphertext = encrypt_field(raw_key, command.raw.body, RAW_FIELD)
         parked = ParkedReceipt(
             receipt_id=uuid.uuid4(),

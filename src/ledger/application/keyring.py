@@ -7,6 +7,7 @@ from collections import OrderedDict
 from collections.abc import Collection, Iterable
 
 from ledger.privacy.subjects import SubjectCrypto
+from ledger.storage.records import SubjectKeyRow
 from ledger.storage.store import LedgerStore
 
 __all__ = ["Keyring"]
@@ -49,10 +50,10 @@ class Keyring:
         self._by_id = _LRU(capacity)
         self._lock = threading.Lock()
 
-    def keys_for(
-        self, subjects: Iterable[tuple[str, str]], now_micros: int
+    def lookup(
+        self, subjects: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], tuple[str, bytes]]:
-        """Return ``(key_id, key)`` for each ``(tenant, subject)``, creating missing keys."""
+        """Return ``(key_id, key)`` for each ``(tenant, subject)`` that has a stored key."""
         found: dict[tuple[str, str], tuple[str, bytes]] = {}
         missing: dict[str, tuple[str, str]] = {}
         with self._lock:
@@ -65,20 +66,41 @@ class Keyring:
                     found[(tenant, subject)] = cached
         if not missing:
             return found
-
-        offers = []
-        for index, (tenant, _) in missing.items():
-            key_id, _, wrapped = self.crypto.new_key()
-            offers.append((tenant, index, key_id, wrapped))
-        stored = self.store.subject_keys_for(offers, now_micros)
+        stored = self.store.find_subject_keys(missing)
         with self._lock:
-            for index, pair in missing.items():
-                key_id, wrapped = stored[index]
+            for index, (key_id, wrapped) in stored.items():
                 entry = (key_id, self.crypto.unwrap(key_id, wrapped))
                 self._by_subject.put(index, entry)
                 self._by_id.put(key_id, entry)
-                found[pair] = entry
+                found[missing[index]] = entry
         return found
+
+    def create(
+        self, tenant: str, subject: str, now_micros: int
+    ) -> tuple[tuple[str, bytes], SubjectKeyRow]:
+        """Make a new key for a subject; it exists once ``row`` is committed.
+
+        The row must be written in the same transaction as the first event
+        encrypted with the key; the key is cached by :meth:`remember` after
+        that transaction commits.
+        """
+        key_id, key, wrapped = self.crypto.new_key()
+        row = SubjectKeyRow(
+            key_id=key_id,
+            tenant=tenant,
+            subject_index=self.crypto.subject_index(tenant, subject),
+            wrapped_key=wrapped,
+            created_at=now_micros,
+        )
+        return (key_id, key), row
+
+    def remember(self, created: Iterable[tuple[SubjectKeyRow, bytes]]) -> None:
+        """Cache keys whose rows were committed."""
+        with self._lock:
+            for row, key in created:
+                entry = (row.key_id, key)
+                self._by_subject.put(row.subject_index, entry)
+                self._by_id.put(row.key_id, entry)
 
     def keys_by_id(self, key_ids: Collection[str]) -> dict[str, bytes | None]:
         """Return unwrapped keys by id; None for an erased or unknown key."""

@@ -225,6 +225,7 @@ class Ledger:
             outcomes[index] = self._apply_once(batch, command, served)
         batch.schedule_expiries()
         self.store.save(batch.changed_messages(), batch.side)
+        self.keyring.remember(batch.new_keys)
         self._cache.put_many(batch.loaded_messages())
         return [o for o in outcomes if o is not None]
 

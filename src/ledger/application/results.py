@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger import errors
+from ledger.domain.audit import event_id
 from ledger.domain.message import RetryAdvice
 from ledger.domain.outcomes import Status
 from ledger.errors import LedgerError
@@ -29,9 +30,14 @@ class Disposition(enum.Enum):
 class EventRef:
     """An event a command appended."""
 
-    event_id: uuid.UUID
+    aggregate_id: uuid.UUID
     type: str
     version: int
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        """The event's deterministic id."""
+        return event_id(self.aggregate_id, self.version)
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,7 @@ class CommandResult:
             "aggregate_id": str(self.aggregate_id) if self.aggregate_id else None,
             "version": self.version,
             "status": self.status.value if self.status else None,
-            "events": [[str(e.event_id), e.type, e.version] for e in self.events],
+            "events": [[str(e.aggregate_id), e.type, e.version] for e in self.events],
             "duplicate": self.duplicate,
             "disposition": self.disposition.value if self.disposition else None,
             "retry": retry,

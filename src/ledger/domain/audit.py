@@ -15,11 +15,12 @@ from __future__ import annotations
 import base64
 import enum
 import hashlib
-import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
 
 __all__ = [
     "GENESIS_HASH",
@@ -37,12 +38,13 @@ def format_timestamp(value: datetime) -> str:
     """Format an aware datetime as UTC with microseconds and a ``Z`` suffix."""
     if value.tzinfo is None:
         raise ValueError(f"timestamp {value!r} has no time zone")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def _canonical_value(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | str):
-        return value
+def _encode_other(value: Any) -> Any:
+    """Encode the non-JSON types events hold; called by the JSON encoder."""
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, datetime):
@@ -52,19 +54,26 @@ def _canonical_value(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, enum.Enum):
-        return _canonical_value(value.value)
-    if isinstance(value, Mapping):
-        return {str(k): _canonical_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_canonical_value(v) for v in value]
+        return value.value
+    if isinstance(value, set | frozenset):
+        return sorted(value)
     raise TypeError(f"cannot hash a value of type {type(value).__name__}")
 
 
+_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
 def canonical_json(record: Mapping[str, Any]) -> bytes:
-    """Encode a record as canonical JSON bytes (see the module docstring)."""
-    return json.dumps(
-        _canonical_value(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode("utf-8")
+    """Encode a record as canonical JSON bytes (see the module docstring).
+
+    orjson writes the same bytes as ``json.dumps(record, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)`` for the types events hold
+    (a test checks this), several times faster.
+    """
+    try:
+        return orjson.dumps(record, option=_OPTIONS, default=_encode_other)
+    except orjson.JSONEncodeError as error:
+        raise TypeError(str(error)) from error
 
 
 def chain_hash(previous_hash: str, record: Mapping[str, Any]) -> str:

@@ -7,6 +7,7 @@ message it repeats on any ledger node.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 
@@ -29,6 +30,7 @@ MAX_ID_LENGTH = 128
 _TENANT = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
+@functools.lru_cache(maxsize=65_536)
 def message_aggregate_id(tenant: str, message_id: str) -> uuid.UUID:
     """Return the aggregate id of a message: UUIDv5 of ``tenant/message_id``."""
     return uuid.uuid5(MESSAGE_NAMESPACE, f"{tenant}/{message_id}")

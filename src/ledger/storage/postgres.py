@@ -7,11 +7,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import (
-    PostgresAggregateRecorder,
-    PostgresApplicationRecorder,
-    PostgresDatastore,
-)
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
@@ -35,6 +31,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         base = events_table_name.removesuffix("_events")
+        # One array per column: psycopg dumps these in binary, much faster than
+        # the composite-type array eventsourcing sends.
+        self.insert_events_by_columns = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
+            "RETURNING notification_id"
+        ).format(schema=Identifier(datastore.schema), table=Identifier(events_table_name))
         self.side_tables = SideTables(POSTGRES, f'"{datastore.schema}".{base}_')
         self.sql_create_statements.extend(
             SQL(statement)  # type: ignore[arg-type]
@@ -57,7 +60,15 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         if side:
             self.side_tables.write(curs, side)
         self._notify_channel(curs)
-        PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
+        curs.execute(
+            self.insert_events_by_columns,
+            [
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events],
+                [e.state for e in stored_events],
+            ],
+        )
 
     def select_stored_events(
         self, originator_ids: Collection[uuid.UUID]

@@ -17,6 +17,7 @@ __all__ = [
     "ParkedReceipt",
     "RequestRecord",
     "SideWrites",
+    "SubjectKeyRow",
     "UnparsedReceipt",
     "from_micros",
     "to_micros",
@@ -145,6 +146,17 @@ class UnparsedReceipt:
 
 
 @dataclass(frozen=True)
+class SubjectKeyRow:
+    """A new subject key, written in the transaction of the first event using it."""
+
+    key_id: str
+    tenant: str
+    subject_index: str
+    wrapped_key: bytes
+    created_at: int
+
+
+@dataclass(frozen=True)
 class ExpiryRow:
     """When the ledger gives up waiting for a final receipt of an attempt."""
 
@@ -157,6 +169,7 @@ class ExpiryRow:
 class SideWrites:
     """Everything a batch writes beside its events, in the same transaction."""
 
+    subject_keys: list[SubjectKeyRow] = field(default_factory=list)
     requests: list[RequestRecord] = field(default_factory=list)
     carrier_ids: list[CarrierIdRow] = field(default_factory=list)
     parked: list[ParkedReceipt] = field(default_factory=list)
@@ -169,7 +182,8 @@ class SideWrites:
 
     def __bool__(self) -> bool:
         return bool(
-            self.requests
+            self.subject_keys
+            or self.requests
             or self.carrier_ids
             or self.parked
             or self.unparked

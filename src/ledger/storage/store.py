@@ -170,10 +170,19 @@ class LedgerStore:
 
     @contextmanager
     def _cursor(self, *, commit: bool = False) -> Iterator[Cursor]:
+        """Yield a cursor: in a transaction when writing; plain when reading.
+
+        PostgreSQL connections of eventsourcing's pool are in autocommit mode,
+        so a read runs without BEGIN and ROLLBACK round trips.
+        """
         datastore = cast(Any, self.recorder).datastore
         try:
-            with datastore.transaction(commit=commit) as curs:
-                yield curs
+            if commit or not self.is_postgres:
+                with datastore.transaction(commit=commit) as curs:
+                    yield curs
+            else:
+                with datastore.get_connection() as conn, conn.cursor() as curs:
+                    yield curs
         except OperationalError as error:
             raise UnavailableError(f"database unavailable: {error}") from error
 
@@ -285,16 +294,12 @@ class LedgerStore:
         with self._cursor(commit=True) as curs:
             self.side.delete_requests_before(curs, before)
 
-    def subject_keys_for(
-        self, offers: Sequence[tuple[str, str, str, bytes]], now: int
-    ) -> dict[str, tuple[str, bytes]]:
-        """Return ``(key_id, wrapped_key)`` by subject index, creating missing keys
-        from the offers ``(tenant, subject_index, new_key_id, new_wrapped_key)``.
-        """
-        if not offers:
+    def find_subject_keys(self, subject_indexes: Collection[str]) -> dict[str, tuple[str, bytes]]:
+        """Return ``(key_id, wrapped_key)`` by subject index, for subjects with a key."""
+        if not subject_indexes:
             return {}
-        with self._cursor(commit=True) as curs:
-            return self.side.subject_keys_for(curs, offers, now)
+        with self._cursor() as curs:
+            return self.side.select_subject_keys_by_index(curs, subject_indexes)
 
     def subject_keys(self, key_ids: Collection[str]) -> dict[str, bytes | None]:
         """Return wrapped keys by id (None once erased)."""

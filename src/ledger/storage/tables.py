@@ -151,6 +151,20 @@ class SideTables:
                     for r in side.requests
                 ],
             )
+        if side.subject_keys:
+            # No ON CONFLICT: a subject that got a key from another writer first
+            # must fail this transaction, so that the batch is retried with that key.
+            cursor.executemany(
+                sql(
+                    f"INSERT INTO {self.subject_keys} "
+                    "(key_id, tenant, subject_index, wrapped_key, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s)"
+                ),
+                [
+                    (k.key_id, k.tenant, k.subject_index, k.wrapped_key, k.created_at)
+                    for k in side.subject_keys
+                ],
+            )
         if side.carrier_ids:
             cursor.executemany(
                 sql(
@@ -373,33 +387,12 @@ class SideTables:
             for row in cursor.fetchall()
         ]
 
-    def subject_keys_for(
-        self,
-        cursor: Cursor,
-        offers: Sequence[tuple[str, str, str, bytes]],
-        now: int,
+    def select_subject_keys_by_index(
+        self, cursor: Cursor, subject_indexes: Collection[str]
     ) -> dict[str, tuple[str, bytes]]:
-        """Return the keys of several subjects, storing offered keys for new ones.
-
-        Args:
-            cursor: Cursor inside a transaction that the caller commits.
-            offers: ``(tenant, subject_index, new_key_id, new_wrapped_key)`` per subject.
-            now: Creation time for new keys (epoch microseconds).
-
-        Returns:
-            ``(key_id, wrapped_key)`` by subject index. Concurrent callers that
-            offer different keys for one subject all get the one stored first.
-        """
-        cursor.executemany(
-            self.dialect.sql(
-                f"INSERT INTO {self.subject_keys} "
-                "(key_id, tenant, subject_index, wrapped_key, created_at) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (subject_index) DO NOTHING"
-            ),
-            [(key_id, tenant, index, wrapped, now) for tenant, index, key_id, wrapped in offers],
-        )
+        """Return ``(key_id, wrapped_key)`` by subject index for subjects that have a key."""
         found: dict[str, tuple[str, bytes]] = {}
-        for chunk in _chunks(sorted({index for _, index, _, _ in offers})):
+        for chunk in _chunks(sorted(set(subject_indexes))):
             condition, params = self.dialect.in_list("subject_index", chunk)
             cursor.execute(
                 self.dialect.sql(
