@@ -8,7 +8,8 @@ from datetime import timedelta
 from ledger.application.ledger import Ledger, LedgerConfig
 from ledger.privacy.subjects import SubjectCrypto
 from ledger.receipts.model import CarrierProfile
-from ledger.settings import Settings
+from ledger.receipts.profiles import ProfileConfigError, load_profiles
+from ledger.settings import ConfigurationError, Settings
 from ledger.storage.store import LedgerStore, StorageConfig
 
 __all__ = ["Runtime", "build_runtime", "storage_config"]
@@ -66,6 +67,9 @@ def load_connections(settings: Settings) -> dict[str, CarrierProfile]:
     """Load carrier connection profiles from the configured file, if any."""
     if settings.connections_file is None:
         return {}
-    from ledger.receipts.profiles import load_profiles
-
-    return dict(load_profiles(settings.connections_file))
+    try:
+        return dict(load_profiles(settings.connections_file))
+    except (ProfileConfigError, OSError) as error:
+        raise ConfigurationError(
+            f"SMSLEDGER_CONNECTIONS_FILE={str(settings.connections_file)!r}: {error}"
+        ) from error

@@ -89,6 +89,7 @@ class Batch:
         self._parked: dict[_CarrierKey, list[ParkedReceipt]] = defaultdict(list)
         self._parked_new: set[uuid.UUID] = set()
         self._numbers: dict[str, CheckedNumber] = {}
+        self._trace: str | None = None
         self.new_keys: list[tuple[SubjectKeyRow, bytes]] = []
         self._new_keys_by_id: dict[str, bytes] = {}
         self._read(commands)
@@ -260,6 +261,7 @@ class Batch:
         message = self._messages.get(message_aggregate_id(tenant, message_id))
         if message is None:
             raise NotFoundError(f"tenant {tenant!r} has no message {message_id!r}")
+        message.trace_context = self._trace
         return message
 
     def _key_of(self, message: Message) -> bytes | None:
@@ -338,6 +340,7 @@ class Batch:
         Raises:
             LedgerError: The command cannot be applied; nothing changed.
         """
+        self._trace = command.trace_context
         if isinstance(command, SubmitMessage):
             return self._submit(command)
         if isinstance(command, RecordAcceptance):
@@ -402,6 +405,8 @@ class Batch:
         occurred_at = command.submitted_at or self.now
         aggregate_id = message_aggregate_id(command.tenant, command.message_id)
         message = self._messages.get(aggregate_id)
+        if message is not None:
+            message.trace_context = self._trace
 
         if message is None:
             if command.attempt != 1:
@@ -429,6 +434,7 @@ class Batch:
                 request_id=command.request_id,
                 occurred_at=occurred_at,
                 recorded_at=self.now,
+                trace_context=command.trace_context,
             )
             self._messages[aggregate_id] = message
             return self._result(message, 0)
@@ -592,6 +598,7 @@ class Batch:
         if row is None:
             return self._park(command, outcome, key, identity)
         message = self._messages[row.aggregate_id]
+        message.trace_context = self._trace
         segment = row.segment or command.segment
         return self._record(
             message, command, outcome, row.attempt, segment, row.connection, identity
@@ -694,6 +701,7 @@ class Batch:
         message = self._messages.get(command.aggregate_id)
         if message is None:
             raise NotFoundError(f"message {command.aggregate_id} does not exist")
+        message.trace_context = self._trace
         before = message.version
         message.infer_expiry(
             attempt=command.attempt,

@@ -70,6 +70,7 @@ class SubmitMessage:
     attempt: int = 1
     request_id: str | None = None
     submitted_at: datetime | None = None
+    trace_context: str | None = None
 
     def violations(self) -> list[FieldViolation]:
         """Return what is invalid about the command's fields (the number is checked apart)."""
@@ -108,6 +109,7 @@ class RecordAcceptance:
     attempt: int = 0
     accepted_at: datetime | None = None
     request_id: str | None = None
+    trace_context: str | None = None
 
     def violations(self) -> list[FieldViolation]:
         """Return what is invalid about the command's fields."""
@@ -172,6 +174,7 @@ class RecordReceipt:
     source_time: str | None = None
     raw: RawInput | None = None
     request_id: str | None = None
+    trace_context: str | None = None
 
     def violations(self) -> list[FieldViolation]:
         """Return what is invalid about the command's fields."""
@@ -229,6 +232,7 @@ class RecordRawReceipt:
     source: str = ""
     request_id: str | None = None
     replaces_unparsed: uuid.UUID | None = None
+    trace_context: str | None = None
 
     def violations(self) -> list[FieldViolation]:
         """Return what is invalid about the command's fields."""
@@ -259,6 +263,7 @@ class InferExpiry:
     reason: str = "no final receipt within the validity period plus grace"
     tenant: str = ""
     request_id: str | None = None
+    trace_context: str | None = None
 
     def violations(self) -> list[FieldViolation]:
         """Return nothing: the sweeper builds these from stored rows."""
@@ -274,7 +279,11 @@ def command_fingerprint(command: Command) -> str:
     A request id repeated with the same fingerprint is a replay; with another
     fingerprint it is a reused id.
     """
-    content = {f.name: getattr(command, f.name) for f in fields(command) if f.name != "request_id"}
+    content = {
+        f.name: getattr(command, f.name)
+        for f in fields(command)
+        if f.name not in ("request_id", "replaces_unparsed", "trace_context")
+    }
     content["kind"] = type(command).__name__
     return hashlib.sha256(canonical_json(_plain(content))).hexdigest()
 

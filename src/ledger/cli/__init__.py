@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ledger.cli.audit import history_command, verify_command
+from ledger.cli.receipts import receipts_group
 from ledger.cli.serve import serve_command
 from ledger.cli.simulate import simulate_command
 
@@ -21,3 +22,4 @@ main.add_command(serve_command)
 main.add_command(history_command)
 main.add_command(verify_command)
 main.add_command(simulate_command)
+main.add_command(receipts_group)

@@ -39,7 +39,14 @@ __all__ = [
 # Fields every event stores that are not part of its hashed record: the hash
 # itself and the bookkeeping eventsourcing adds.
 _UNHASHED = frozenset(
-    {"hash", "originator_id", "originator_version", "originator_topic", "timestamp"}
+    {
+        "hash",
+        "trace_context",
+        "originator_id",
+        "originator_version",
+        "originator_topic",
+        "timestamp",
+    }
 )
 
 
@@ -170,6 +177,9 @@ class Message(Aggregate):
         fingerprints: set[str]
         retry_advice: RetryAdvice | None
         last_hash: str
+        # Trace context of the command being applied; set by the application
+        # before each command and copied into the events it triggers.
+        trace_context: str | None
 
     @staticmethod
     def create_id(tenant: str, message_id: str) -> uuid.UUID:
@@ -201,8 +211,10 @@ class Message(Aggregate):
         final_after: bool
         conflict_after: bool
         hash: str
+        trace_context: str | None
 
         def apply(self, aggregate: Message) -> None:
+            """Initialize the message with its first attempt."""
             aggregate.tenant = self.tenant
             aggregate.message_id = self.message_id
             aggregate.destination = ProtectedNumber(
@@ -238,8 +250,10 @@ class Message(Aggregate):
         final_after: bool
         conflict_after: bool
         hash: str
+        trace_context: str | None
 
         def apply(self, aggregate: Message) -> None:
+            """Add the new attempt."""
             aggregate._add_attempt(self)
             aggregate.last_hash = self.hash
 
@@ -257,8 +271,10 @@ class Message(Aggregate):
         final_after: bool
         conflict_after: bool
         hash: str
+        trace_context: str | None
 
         def apply(self, aggregate: Message) -> None:
+            """Record the carrier ids and move submitted segments to ACCEPTED."""
             attempt = aggregate.attempt(self.attempt)
             if attempt.accepted_at is None:
                 attempt.accepted_at = self.occurred_at
@@ -312,8 +328,10 @@ class Message(Aggregate):
         final_after: bool
         conflict_after: bool
         hash: str
+        trace_context: str | None
 
         def apply(self, aggregate: Message) -> None:
+            """Give the reported outcome to the segments whose effect changed them."""
             attempt = aggregate.attempt(self.attempt)
             reported = Outcome(
                 status=Status(self.status),
@@ -373,6 +391,7 @@ class Message(Aggregate):
         final_after: bool
         conflict_after: bool
         hash: str
+        trace_context: str | None
 
         def apply(self, aggregate: Message) -> None:
             """Keep the latest advice."""
@@ -454,8 +473,14 @@ class Message(Aggregate):
         request_id: str | None,
         occurred_at: datetime,
         recorded_at: datetime,
+        trace_context: str | None = None,
     ) -> Message:
-        """Create a message with its first attempt."""
+        """Create a message with its first attempt.
+
+        ``trace_context`` (a W3C traceparent, opaque here) is kept with the
+        event outside its hashed record, so that later readers can link back
+        to the command that caused it.
+        """
         aggregate_id = cls.create_id(tenant, message_id)
         fields: dict[str, Any] = {
             "tenant": tenant,
@@ -479,7 +504,10 @@ class Message(Aggregate):
             "conflict_after": False,
         }
         fields["hash"] = _hash(GENESIS_HASH, aggregate_id, 1, "Submitted", recorded_at, fields)
-        return cls._create(cls.Submitted, id=aggregate_id, timestamp=recorded_at, **fields)
+        fields["trace_context"] = trace_context
+        message = cls._create(cls.Submitted, id=aggregate_id, timestamp=recorded_at, **fields)
+        message.trace_context = trace_context
+        return message
 
     def check_repeated_submission(
         self,
@@ -833,6 +861,7 @@ class Message(Aggregate):
     ) -> None:
         fields["tenant"] = self.tenant
         fields["message_id"] = self.message_id
+        fields["trace_context"] = getattr(self, "trace_context", None)
         fields["hash"] = _hash(
             self.last_hash, self.id, self.version + 1, event_class.__name__, recorded_at, fields
         )
