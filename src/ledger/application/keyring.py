@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
@@ -11,6 +12,8 @@ from ledger.storage.records import SubjectKeyRow
 from ledger.storage.store import LedgerStore
 
 __all__ = ["Keyring"]
+
+logger = logging.getLogger(__name__)
 
 
 class _LRU:
@@ -103,7 +106,7 @@ class Keyring:
                 self._by_id.put(row.key_id, entry)
 
     def keys_by_id(self, key_ids: Collection[str]) -> dict[str, bytes | None]:
-        """Return unwrapped keys by id; None for an erased or unknown key."""
+        """Return unwrapped keys by id; None for an erased, unknown or unreadable key."""
         found: dict[str, bytes | None] = {}
         missing = []
         with self._lock:
@@ -122,7 +125,14 @@ class Keyring:
                 if wrapped is None:
                     found[key_id] = None
                     continue
-                key = self.crypto.unwrap(key_id, wrapped)
+                try:
+                    key = self.crypto.unwrap(key_id, wrapped)
+                except ValueError:
+                    # A key wrapped under another master key: its data stays
+                    # unreadable here, but nothing else fails because of it.
+                    logger.error("subject key does not verify", extra={"key_id": key_id})
+                    found[key_id] = None
+                    continue
                 self._by_id.put(key_id, (key_id, key))
                 found[key_id] = key
         return found

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from ledger.audit import BrokenLink, VerifyReport, verify_log
-from ledger.cli.common import open_runtime
+from ledger.cli.common import open_runtime, open_store
 from ledger.errors import LedgerError
 from ledger.server.history import history_events
 
@@ -60,14 +60,14 @@ def verify_command(database_url: str | None) -> None:
 
     Exits with status 1 when any link is broken.
     """
-    runtime = open_runtime(database_url, create_tables=False)
+    store = open_store(database_url)
     report = VerifyReport()
     broken: list[BrokenLink] = []
     try:
         with Progress(transient=True) as progress:
-            task = progress.add_task("verifying", total=runtime.store.max_position() or 1)
+            task = progress.add_task("verifying", total=store.max_position() or 1)
             for item in verify_log(
-                runtime.store, on_progress=lambda done, top: progress.update(task, completed=done)
+                store, on_progress=lambda done, top: progress.update(task, completed=done)
             ):
                 if isinstance(item, BrokenLink):
                     broken.append(item)
@@ -78,7 +78,7 @@ def verify_command(database_url: str | None) -> None:
                 else:
                     report = item
     finally:
-        runtime.close()
+        store.close()
     click.echo(
         f"verified {report.events} events of {report.messages} messages: "
         f"{report.broken} broken link(s)"

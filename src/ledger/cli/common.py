@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from ledger.errors import LedgerError
-from ledger.runtime import Runtime, build_runtime
+from ledger.runtime import Runtime, build_runtime, storage_config
 from ledger.settings import ConfigurationError, load_settings
+from ledger.storage.store import LedgerStore
 
-__all__ = ["open_runtime"]
+__all__ = ["open_runtime", "open_store"]
 
 
 def open_runtime(database_url: str | None = None, *, create_tables: bool = True) -> Runtime:
@@ -17,5 +18,15 @@ def open_runtime(database_url: str | None = None, *, create_tables: bool = True)
         overrides = {"database_url": database_url} if database_url else {}
         settings = load_settings(**overrides)
         return build_runtime(settings, create_tables=create_tables)
+    except (ConfigurationError, LedgerError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+def open_store(database_url: str | None = None) -> LedgerStore:
+    """Open the event store alone; it needs no master key (hashes cover ciphertext)."""
+    try:
+        overrides = {"database_url": database_url} if database_url else {}
+        settings = load_settings(**overrides)
+        return LedgerStore(storage_config(settings, create_tables=False))
     except (ConfigurationError, LedgerError, ValueError) as error:
         raise click.ClickException(str(error)) from error
