@@ -285,7 +285,9 @@ def command_fingerprint(command: Command) -> str:
         if f.name not in ("request_id", "replaces_unparsed", "trace_context")
     }
     content["kind"] = type(command).__name__
-    return hashlib.sha256(canonical_json(_plain(content))).hexdigest()
+    plain = _plain(content)
+    assert isinstance(plain, dict)
+    return hashlib.sha256(canonical_json(plain)).hexdigest()
 
 
 def _plain(value: object) -> object:

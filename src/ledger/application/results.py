@@ -95,7 +95,7 @@ class CommandResult:
             "duplicate": self.duplicate,
             "disposition": self.disposition.value if self.disposition else None,
             "retry": retry,
-            "receipts": [r._to_dict() for r in self.receipts],
+            "receipts": [_receipt_to_dict(r) for r in self.receipts],
             "warnings": list(self.warnings),
         }
 

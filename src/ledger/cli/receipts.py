@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -79,11 +80,11 @@ def parse_command(
     if receipt_id_base:
         overrides["receipt_id_base"] = receipt_id_base
     profile = _profile(connection, overrides)
-    pairs = {}
+    pairs: dict[str, str] = {}
     for item in metadata:
         key, _, value = item.partition("=")
         pairs[key] = value
-    body = click.get_binary_stream("stdin").read() if file == "-" else Path(file).read_bytes()
+    body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     try:
         parsed = parse_receipt(format_name or profile.format, body, content_type, profile, pairs)
     except LedgerError as error:

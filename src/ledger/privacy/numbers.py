@@ -98,6 +98,7 @@ def check_destination(value: str, field: str = "destination") -> CheckedNumber |
             f"{masked_for_error(value)} has an implausible length for country code "
             f"+{parsed.country_code}",
         )
+    country_code = parsed.country_code or 0
     national = str(parsed.national_number)
     if parsed.italian_leading_zero:
         national = "0" * (parsed.number_of_leading_zeros or 1) + national
@@ -106,12 +107,12 @@ def check_destination(value: str, field: str = "destination") -> CheckedNumber |
     region = phonenumbers.region_code_for_number(parsed)
     valid = region is not None and phonenumbers.is_valid_number_for_region(parsed, region)
     if not valid:
-        region = phonenumbers.region_code_for_country_code(parsed.country_code)
+        region = phonenumbers.region_code_for_country_code(country_code)
     return CheckedNumber(
         e164=value,
-        country_code=parsed.country_code,
+        country_code=country_code,
         national_number=national,
         country=region or "ZZ",
         unallocated=not valid,
-        masked=mask_number(parsed.country_code, national),
+        masked=mask_number(country_code, national),
     )

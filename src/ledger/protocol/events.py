@@ -12,7 +12,7 @@ from ledger.domain.audit import event_id
 from ledger.domain.message import Message
 from ledger.v1 import events_pb2
 
-__all__ = ["STATUS_TO_PROTO", "event_to_proto", "timestamp"]
+__all__ = ["STATUS_TO_PROTO", "event_to_proto", "stamp", "timestamp"]
 
 STATUS_TO_PROTO = {
     "SUBMITTED": events_pb2.MESSAGE_STATUS_SUBMITTED,
@@ -37,8 +37,11 @@ _EFFECTS = {
 
 def timestamp(value: datetime | None) -> Timestamp | None:
     """Return a protobuf Timestamp of an aware datetime, None for None."""
-    if value is None:
-        return None
+    return None if value is None else stamp(value)
+
+
+def stamp(value: datetime) -> Timestamp:
+    """Return a protobuf Timestamp of an aware datetime."""
     result = Timestamp()
     result.FromDatetime(value)
     return result
@@ -95,12 +98,12 @@ def event_to_proto(event: Any, tenant: str, message_id: str) -> events_pb2.Event
         proto.retry_advice.attempts_left = event.attempts_left
         proto.retry_advice.reason = event.reason
         if event.not_before is not None:
-            proto.retry_advice.not_before.CopyFrom(timestamp(event.not_before))
+            proto.retry_advice.not_before.CopyFrom(stamp(event.not_before))
     elif isinstance(event, Message.ReceiptEvent):
         if event.inferred:
             proto.inferred_expiry.reason = event.inferred_reason or ""
             if event.inferred_deadline is not None:
-                proto.inferred_expiry.deadline.CopyFrom(timestamp(event.inferred_deadline))
+                proto.inferred_expiry.deadline.CopyFrom(stamp(event.inferred_deadline))
         else:
             receipt = proto.receipt
             receipt.connection = event.connection
@@ -112,7 +115,7 @@ def event_to_proto(event: Any, tenant: str, message_id: str) -> events_pb2.Event
                 receipt.permanent = event.permanent
             receipt.error_code = event.error_code or ""
             receipt.error_table = event.error_table or ""
-            receipt.received_at.CopyFrom(timestamp(event.received_at))
+            receipt.received_at.CopyFrom(stamp(event.received_at))
             receipt.parked = event.parked
             receipt.effect = _EFFECTS[event.effect]
             receipt.has_raw = event.raw_ciphertext is not None

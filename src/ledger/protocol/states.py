@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf.duration_pb2 import Duration
 
 from ledger.application.results import CommandResult, Disposition
@@ -10,7 +12,7 @@ from ledger.domain.outcomes import Outcome, Status
 from ledger.errors import LedgerError
 from ledger.protocol.events import STATUS_TO_PROTO, timestamp
 from ledger.protocol.status import error_to_status
-from ledger.v1 import ledger_pb2
+from ledger.v1 import events_pb2, ledger_pb2
 
 __all__ = ["message_state", "result_to_proto"]
 
@@ -21,8 +23,8 @@ _DISPOSITIONS = {
 }
 
 
-def _outcome_fields(outcome: Outcome) -> dict[str, object]:
-    fields: dict[str, object] = {
+def _outcome_fields(outcome: Outcome) -> dict[str, Any]:
+    fields: dict[str, Any] = {
         "status": STATUS_TO_PROTO[outcome.status.value],
         "final": outcome.final,
         "error_code": outcome.error_code or "",
@@ -58,7 +60,7 @@ def message_state(message: Message, duplicate_count: int) -> ledger_pb2.MessageS
         delivered_at=timestamp(delivered_at),
         final_at=timestamp(outcome.at if outcome.final else None),
         updated_at=timestamp(message.modified_on),
-        **_outcome_fields(outcome),  # type: ignore[arg-type]
+        **_outcome_fields(outcome),
     )
     for attempt in message.attempts:
         attempt_outcome = attempt.outcome
@@ -70,14 +72,14 @@ def message_state(message: Message, duplicate_count: int) -> ledger_pb2.MessageS
             accepted_at=timestamp(attempt.accepted_at),
             final_at=timestamp(attempt_outcome.at if attempt_outcome.final else None),
             validity_period=Duration(seconds=int(attempt.validity.total_seconds())),
-            **_outcome_fields(attempt_outcome),  # type: ignore[arg-type]
+            **_outcome_fields(attempt_outcome),
         )
         for segment in attempt.segments:
             item.segments.add(
                 segment=segment.number,
                 carrier_message_id=segment.carrier_message_id or attempt.whole_message_id or "",
                 inferred=segment.outcome.inferred,
-                **_outcome_fields(segment.outcome),  # type: ignore[arg-type]
+                **_outcome_fields(segment.outcome),
             )
     return state
 
@@ -94,8 +96,12 @@ def result_to_proto(result: CommandResult | LedgerError, index: int) -> ledger_p
         message_id=result.message_id,
         aggregate_id=str(result.aggregate_id) if result.aggregate_id else "",
         version=result.version,
-        message_status=STATUS_TO_PROTO[result.status.value] if result.status else 0,
-        receipt_disposition=_DISPOSITIONS[result.disposition] if result.disposition else 0,
+        message_status=STATUS_TO_PROTO[result.status.value]
+        if result.status
+        else events_pb2.MESSAGE_STATUS_UNSPECIFIED,
+        receipt_disposition=_DISPOSITIONS[result.disposition]
+        if result.disposition
+        else ledger_pb2.RECEIPT_DISPOSITION_UNSPECIFIED,
     )
     proto.status.code = 0
     for ref in result.events:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
 
 from ledger.errors import (
     DeadlineExceededError,
@@ -40,7 +40,7 @@ STATUS_CODES: dict[type[LedgerError], grpc.StatusCode] = {
 def grpc_code(error: LedgerError) -> grpc.StatusCode:
     """Return the status code of an error, by its nearest mapped class."""
     for cls in type(error).__mro__:
-        code = STATUS_CODES.get(cls)  # type: ignore[call-overload]
+        code = STATUS_CODES.get(cls)
         if code is not None:
             return code
     return grpc.StatusCode.INTERNAL

@@ -18,7 +18,7 @@ from ledger.application.results import CommandResult
 from ledger.domain.identity import check_tenant
 from ledger.errors import FieldViolation, InvalidArgumentError
 from ledger.privacy.subjects import decrypt_field
-from ledger.protocol.events import timestamp
+from ledger.protocol.events import stamp, timestamp
 from ledger.receipts.ids import canonical_carrier_id
 from ledger.receipts.model import CarrierProfile, ReceiptStatus
 from ledger.receipts.parse import parse_receipt
@@ -123,7 +123,7 @@ class ReceiptServicer(ledger_pb2_grpc.ReceiptServiceServicer):
             if receipt.permanent is not None:
                 item.permanent = receipt.permanent
             if receipt.done_at is not None:
-                item.done_at.CopyFrom(timestamp(receipt.done_at))
+                item.done_at.CopyFrom(stamp(receipt.done_at))
         return response
 
     @_guarded

@@ -161,8 +161,8 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             except LedgerError as error:
                 outcomes[index] = _prefixed(error, index)
         applied = await self.committer.execute(commands, timeout=context.time_remaining())
-        for index, outcome in zip(positions, applied, strict=True):
-            outcomes[index] = _prefixed(outcome, index)
+        for index, applied_outcome in zip(positions, applied, strict=True):
+            outcomes[index] = _prefixed(applied_outcome, index)
         response = ledger_pb2.ExecuteBatchResponse()
         for index, outcome in enumerate(outcomes):
             assert outcome is not None

@@ -39,10 +39,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "RETURNING notification_id"
         ).format(schema=Identifier(datastore.schema), table=Identifier(events_table_name))
         self.side_tables = SideTables(POSTGRES, f'"{datastore.schema}".{base}_')
-        self.sql_create_statements.extend(
-            SQL(statement)  # type: ignore[arg-type]
-            for statement in self.side_tables.create_statements()
-        )
+        for statement in self.side_tables.create_statements():
+            self.sql_create_statements.append(SQL(statement).format())
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

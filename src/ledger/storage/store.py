@@ -70,7 +70,7 @@ class LedgerApplication(Application[uuid.UUID]):
 
     name = "Ledger"
 
-    def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:  # type: ignore[override]
+    def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
         """Build the eventsourcing environment from ``env`` alone."""
         return Environment(name, dict(env or {}))
 
