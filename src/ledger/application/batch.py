@@ -541,6 +541,9 @@ class Batch:
                 self.now,
                 self.config.retry_policy,
             )
+            repeats = parked.duplicates + self.side.parked_duplicates.pop(parked.receipt_id, 0)
+            if repeats:
+                self.side.duplicates[message.id] = self.side.duplicates.get(message.id, 0) + repeats
             if parked.receipt_id in self._parked_new:
                 self.side.parked = [
                     p for p in self.side.parked if p.receipt_id != parked.receipt_id
@@ -627,7 +630,10 @@ class Batch:
         connection: str,
         identity: str,
     ) -> CommandResult:
-        fingerprint = _fingerprint(command, outcome, identity, segment)
+        # The receipt's own segment (not the one resolved from the carrier id)
+        # goes into its identity, so a resend matches whether or not the
+        # first copy waited parked.
+        fingerprint = _fingerprint(command, outcome, identity, command.segment)
         raw = None
         if command.raw is not None:
             key = self._key_of(message)
@@ -659,7 +665,13 @@ class Batch:
         self, command: RecordReceipt, outcome: Outcome, key: _CarrierKey, identity: str
     ) -> CommandResult:
         fingerprint = _fingerprint(command, outcome, identity, command.segment)
-        if any(p.fingerprint == fingerprint for p in self._parked.get(key, [])):
+        repeated = next(
+            (p for p in self._parked.get(key, []) if p.fingerprint == fingerprint), None
+        )
+        if repeated is not None:
+            # Counted for the message once the waiting receipt is applied.
+            dups = self.side.parked_duplicates
+            dups[repeated.receipt_id] = dups.get(repeated.receipt_id, 0) + 1
             return CommandResult(
                 tenant=command.tenant,
                 message_id="",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -341,6 +341,7 @@ class Message(Aggregate):
                 error_table=self.error_table,
                 inferred=self.inferred,
                 at=self.occurred_at,
+                arrived=self.received_at,
             )
             numbers = [self.segment] if self.segment else range(1, attempt.segment_count + 1)
             for number, effect in zip(numbers, self.segment_effects, strict=True):
@@ -710,7 +711,7 @@ class Message(Aggregate):
             event_class,
             target,
             report.segment,
-            report.outcome,
+            replace(report.outcome, arrived=report.received_at),
             recorded_at,
             {
                 "connection": report.connection,
@@ -752,7 +753,12 @@ class Message(Aggregate):
         if target.number != attempt or self.outcome.final:
             return False
         report = Outcome(
-            status=Status.EXPIRED, final=True, permanent=False, inferred=True, at=deadline
+            status=Status.EXPIRED,
+            final=True,
+            permanent=False,
+            inferred=True,
+            at=deadline,
+            arrived=recorded_at,
         )
         self._record_report(
             self.Expired,

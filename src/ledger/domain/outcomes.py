@@ -7,7 +7,9 @@ one, and :func:`evaluate_report` decides whether it replaces the held outcome:
   ENROUTE < UNKNOWN among non-final statuses), and never replaces a final;
 - a carrier final replaces a final that the ledger inferred (expiry);
 - a delivery confirmation replaces any other carrier final, because it is
-  positive evidence; between other carrier finals the first one stays;
+  positive evidence; between other carrier finals the first one to reach the
+  ledger stays (a parked receipt counts from its arrival, so it can take the
+  place of a final that arrived after it but was applied before);
 - every disagreement between carrier finals flags a conflict.
 """
 
@@ -57,6 +59,7 @@ class Effect(enum.Enum):
     CONFLICT = "CONFLICT"
     SUPERSEDED_INFERRED = "SUPERSEDED_INFERRED"
     OVERRODE_FINAL = "OVERRODE_FINAL"
+    PRECEDED_FINAL = "PRECEDED_FINAL"
     NO_CHANGE = "NO_CHANGE"
 
     @property
@@ -67,10 +70,12 @@ class Effect(enum.Enum):
     @property
     def is_conflict(self) -> bool:
         """True when carrier finals disagree."""
-        return self in (Effect.CONFLICT, Effect.OVERRODE_FINAL)
+        return self in (Effect.CONFLICT, Effect.OVERRODE_FINAL, Effect.PRECEDED_FINAL)
 
 
-_CHANGING_EFFECTS = frozenset({Effect.APPLIED, Effect.SUPERSEDED_INFERRED, Effect.OVERRODE_FINAL})
+_CHANGING_EFFECTS = frozenset(
+    {Effect.APPLIED, Effect.SUPERSEDED_INFERRED, Effect.OVERRODE_FINAL, Effect.PRECEDED_FINAL}
+)
 
 # When one receipt touches several segments, the event names the strongest effect.
 EFFECT_STRENGTH = {
@@ -79,7 +84,8 @@ EFFECT_STRENGTH = {
     Effect.APPLIED: 2,
     Effect.SUPERSEDED_INFERRED: 3,
     Effect.CONFLICT: 4,
-    Effect.OVERRODE_FINAL: 5,
+    Effect.PRECEDED_FINAL: 5,
+    Effect.OVERRODE_FINAL: 6,
 }
 
 
@@ -96,6 +102,8 @@ class Outcome:
         error_table: Table the error code belongs to.
         inferred: The ledger inferred this outcome (expiry without a receipt).
         at: When the outcome happened according to its source.
+        arrived: When the report of it reached the ledger (for a parked
+            receipt, its first arrival); decides between disagreeing finals.
     """
 
     status: Status
@@ -105,6 +113,7 @@ class Outcome:
     error_table: str | None = None
     inferred: bool = False
     at: datetime | None = None
+    arrived: datetime | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -152,6 +161,14 @@ def evaluate_report(held: Outcome, report: Outcome) -> tuple[Outcome, Effect]:
             return held, Effect.NO_CHANGE
         if report.status is Status.DELIVERED and held.status is not Status.DELIVERED:
             return report, Effect.OVERRODE_FINAL
+        if (
+            held.status is not Status.DELIVERED
+            and report.arrived is not None
+            and held.arrived is not None
+            and report.arrived < held.arrived
+        ):
+            # A parked report that reached the ledger before the final held.
+            return report, Effect.PRECEDED_FINAL
         return held, Effect.CONFLICT
 
     if held.final:

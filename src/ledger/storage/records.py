@@ -99,6 +99,8 @@ class ParkedReceipt:
         raw_ciphertext: The raw payload, encrypted under the tenant's
             unattributed-data key, or None.
         raw_key_id: Id of that key.
+        duplicates: Repeats of it received while it waited; they count for
+            the message once it is applied.
     """
 
     receipt_id: uuid.UUID
@@ -110,6 +112,7 @@ class ParkedReceipt:
     report: str
     raw_ciphertext: bytes | None
     raw_key_id: str | None
+    duplicates: int = 0
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,7 @@ class SideWrites:
     carrier_ids: list[CarrierIdRow] = field(default_factory=list)
     parked: list[ParkedReceipt] = field(default_factory=list)
     unparked: list[uuid.UUID] = field(default_factory=list)
+    parked_duplicates: dict[uuid.UUID, int] = field(default_factory=dict)
     duplicates: dict[uuid.UUID, int] = field(default_factory=dict)
     expiry_set: list[ExpiryRow] = field(default_factory=list)
     expiry_cleared: list[uuid.UUID] = field(default_factory=list)
@@ -187,6 +191,7 @@ class SideWrites:
             or self.carrier_ids
             or self.parked
             or self.unparked
+            or self.parked_duplicates
             or self.duplicates
             or self.expiry_set
             or self.expiry_cleared

@@ -8,9 +8,10 @@ One :class:`LedgerStore` serves both backends. The database is chosen by URL:
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ from ledger.storage.records import (
     UnparsedReceipt,
 )
 from ledger.storage.tables import Cursor, SideTables
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ConflictError", "LedgerStore", "StorageConfig", "StoredHistoryEvent"]
 
@@ -163,6 +166,8 @@ class LedgerStore:
         self.recorder = self.app.recorder
         self.side: SideTables = cast(Any, self.recorder).side_tables
         self.is_postgres = self.side.dialect.array_parameters
+        self.save_listeners: list[Callable[[Sequence[Any]], None]] = []
+        """Called with the domain events of every committed save (for metrics)."""
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -231,6 +236,13 @@ class LedgerStore:
             raise ConflictError(str(error)) from error
         except (OperationalError, PersistenceError) as error:
             raise UnavailableError(f"database write failed: {error}") from error
+        for listener in self.save_listeners:
+            try:
+                listener(events)
+            except Exception:
+                # The events are committed: a failing listener must not make
+                # the caller believe otherwise.
+                logger.exception("save listener %r failed", listener)
 
     def notifications(self, start: int, limit: int) -> Sequence[Notification]:
         """Return up to ``limit`` log entries with positions from ``start`` on."""

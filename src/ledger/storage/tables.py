@@ -107,10 +107,14 @@ class SideTables:
             "aggregate_id TEXT NOT NULL, message_id TEXT NOT NULL, attempt INTEGER NOT NULL, "
             "segment INTEGER NOT NULL, accepted_at BIGINT NOT NULL, valid_until BIGINT NOT NULL, "
             "PRIMARY KEY (canonical_id, connection, tenant, aggregate_id, attempt, segment))",
+            # Lets the stuck-message listing go from pending expiries to carrier ids.
+            f"CREATE INDEX IF NOT EXISTS {index('carrier_ids_message')} "
+            f"ON {self.carrier_ids} (aggregate_id, attempt)",
             f"CREATE TABLE IF NOT EXISTS {self.parked} ("
             "receipt_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, connection TEXT NOT NULL, "
             "canonical_id TEXT NOT NULL, fingerprint TEXT NOT NULL, received_at BIGINT NOT NULL, "
             f"report TEXT NOT NULL, raw_ciphertext {blob}, raw_key_id TEXT, "
+            "duplicates BIGINT NOT NULL DEFAULT 0, "
             "UNIQUE (canonical_id, connection, tenant, fingerprint))",
             f"CREATE INDEX IF NOT EXISTS {index('parked_received')} ON {self.parked} (received_at)",
             f"CREATE TABLE IF NOT EXISTS {self.duplicates} ("
@@ -208,6 +212,11 @@ class SideTables:
                     )
                     for p in side.parked
                 ],
+            )
+        if side.parked_duplicates:
+            cursor.executemany(
+                sql(f"UPDATE {self.parked} SET duplicates = duplicates + %s WHERE receipt_id = %s"),
+                [(n, str(i)) for i, n in side.parked_duplicates.items()],
             )
         if side.unparked:
             cursor.executemany(
@@ -353,7 +362,7 @@ class SideTables:
     def _select_parked(self, condition: str) -> str:
         return (
             "SELECT receipt_id, tenant, connection, canonical_id, fingerprint, received_at, "
-            f"report, raw_ciphertext, raw_key_id FROM {self.parked} WHERE {condition}"
+            f"report, raw_ciphertext, raw_key_id, duplicates FROM {self.parked} WHERE {condition}"
         )
 
     def select_duplicates(
@@ -477,4 +486,5 @@ def _parked(row: Any) -> ParkedReceipt:
         report=row["report"],
         raw_ciphertext=bytes(ciphertext) if ciphertext is not None else None,
         raw_key_id=row["raw_key_id"],
+        duplicates=row["duplicates"],
     )

@@ -72,6 +72,10 @@ class _ReceiptEffectEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Receipt
     """A delivery confirmation that replaced another carrier final."""
     RECEIPT_EFFECT_NO_CHANGE: _ReceiptEffect.ValueType  # 6
     """Repeats the status held, with other source details; nothing changed."""
+    RECEIPT_EFFECT_PRECEDED_FINAL: _ReceiptEffect.ValueType  # 7
+    """A parked final that reached the ledger before the final held replaced
+    it, because the first final to arrive stays.
+    """
 
 class ReceiptEffect(_ReceiptEffect, metaclass=_ReceiptEffectEnumTypeWrapper):
     """How a receipt changed the message."""
@@ -89,6 +93,10 @@ RECEIPT_EFFECT_OVERRODE_FINAL: ReceiptEffect.ValueType  # 5
 """A delivery confirmation that replaced another carrier final."""
 RECEIPT_EFFECT_NO_CHANGE: ReceiptEffect.ValueType  # 6
 """Repeats the status held, with other source details; nothing changed."""
+RECEIPT_EFFECT_PRECEDED_FINAL: ReceiptEffect.ValueType  # 7
+"""A parked final that reached the ledger before the final held replaced
+it, because the first final to arrive stays.
+"""
 Global___ReceiptEffect: _TypeAlias = ReceiptEffect  # noqa: Y015
 
 @_typing.final

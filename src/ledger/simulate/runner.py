@@ -1,0 +1,127 @@
+"""One simulation run: plan, ground truth, sending, reading back, summary."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+
+from ledger.simulate.compare import Mismatch, settle_and_compare
+from ledger.simulate.driver import Driver, DriverConfig, DriveStats
+from ledger.simulate.plan import PlanConfig, generate_plan, scenario_counts
+from ledger.simulate.report import CarrierRow, RunInfo, summarize
+from ledger.simulate.steps import MessagePlan
+from ledger.simulate.truth import Disposition, ExpectedState, expected_outcome
+from ledger.v1 import ledger_pb2, ledger_pb2_grpc
+
+__all__ = ["Prepared", "SimulationResult", "prepare", "run_simulation"]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A generated plan with its ground truth.
+
+    Attributes:
+        config: What the plan was generated from.
+        plans: The scripts.
+        expected: Expected final state per message id.
+        expected_results: Expected command result per step, per script.
+    """
+
+    config: PlanConfig
+    plans: list[MessagePlan]
+    expected: dict[str, ExpectedState]
+    expected_results: list[list[Disposition]]
+
+    @property
+    def command_count(self) -> int:
+        """Number of commands the run sends."""
+        return sum(p.command_count for p in self.plans)
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Everything a run found."""
+
+    info: RunInfo
+    stats: DriveStats
+    states: dict[str, ledger_pb2.MessageState | None]
+    mismatches: list[Mismatch]
+    rows: list[CarrierRow]
+
+    @property
+    def failed(self) -> bool:
+        """True when any state or command result differs from the ground truth."""
+        return bool(self.mismatches or self.stats.problems)
+
+
+def prepare(config: PlanConfig) -> Prepared:
+    """Generate the plan and compute its ground truth.
+
+    Raises:
+        ValueError: The configuration is invalid.
+    """
+    plans = generate_plan(config)
+    expected: dict[str, ExpectedState] = {}
+    expected_results: list[list[Disposition]] = []
+    for plan in plans:
+        state, results = expected_outcome(plan.steps)
+        expected[plan.message_id] = state
+        expected_results.append(results)
+    return Prepared(config, plans, expected, expected_results)
+
+
+async def run_simulation(
+    prepared: Prepared,
+    config: DriverConfig,
+    *,
+    on_command: Callable[[], None] | None = None,
+    on_read: Callable[[], None] | None = None,
+) -> SimulationResult:
+    """Send a prepared plan to the server at ``config.target`` and check the result.
+
+    Raises:
+        ConnectionError: The server cannot be reached.
+        grpc.aio.AioRpcError: Reading a message back failed (other than NOT_FOUND).
+    """
+    options = [
+        ("grpc.max_send_message_length", 16 * 1024 * 1024),
+        ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ]
+    async with grpc.aio.insecure_channel(config.target, options=options) as channel:
+        try:
+            await asyncio.wait_for(channel.channel_ready(), config.connect_timeout_seconds)
+        except TimeoutError:
+            raise ConnectionError(
+                f"cannot connect to {config.target} within {config.connect_timeout_seconds:g} s; "
+                "check that `smsledger serve` listens there"
+            ) from None
+        driver = Driver(config, prepared.plans, prepared.expected_results, on_command)
+        stats = await driver.run(channel)
+        started = time.monotonic()
+        states, mismatches = await settle_and_compare(
+            ledger_pb2_grpc.LedgerServiceStub(channel),
+            config.tenant,
+            prepared.expected,
+            concurrency=config.concurrency,
+            timeout_seconds=config.rpc_timeout_seconds,
+            expiry_wait_seconds=config.expiry_wait_seconds,
+            on_read=on_read,
+        )
+        check_seconds = time.monotonic() - started
+    info = RunInfo(
+        run_id=prepared.config.run_id,
+        seed=prepared.config.seed,
+        tenant=config.tenant,
+        target=config.target,
+        messages=len(prepared.plans),
+        mode=f"batch of {config.batch_size}" if config.batch_size else "unary",
+        drive_seconds=stats.seconds,
+        check_seconds=check_seconds,
+        scenario_counts=scenario_counts(prepared.plans),
+    )
+    rows = summarize(prepared.plans, prepared.expected, states, mismatches, stats)
+    return SimulationResult(info, stats, states, mismatches, rows)
