@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Literal
@@ -125,6 +126,232 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level logged."
     )
+    create_tables: bool = Field(
+        default=True,
+        description=(
+            "Create missing tables when a process starts. Turn it off where many processes "
+            "start at once and `smsledger migrate` creates the tables beforehand."
+        ),
+    )
+    metrics_address: str = Field(
+        default="127.0.0.1:9464",
+        description=(
+            "Address and port of the Prometheus /metrics HTTP endpoint; empty disables it. "
+            "OTLP export is configured apart, with the standard OTEL_EXPORTER_OTLP_* variables."
+        ),
+    )
+    metrics_poll_interval_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description=(
+            "How often metrics read from the database (relay lag, projection lag, orphaned "
+            "receipts) are refreshed, in seconds."
+        ),
+    )
+    metrics_orphan_age_seconds: int = Field(
+        default=3600,
+        gt=0,
+        description=(
+            "Age in seconds after which a parked receipt (no message has its carrier id) "
+            "counts in the ledger_receipts_orphaned gauge."
+        ),
+    )
+    delivery_rate_window_seconds: int = Field(
+        default=900,
+        gt=0,
+        description=(
+            "Sliding window of the per-carrier delivery ratio gauge, in seconds: final "
+            "receipts this process recorded within it."
+        ),
+    )
+    projections_in_server: bool = Field(
+        default=True,
+        description=(
+            "Run the read-model projections inside `smsledger serve`. On PostgreSQL one "
+            "process per schema projects at a time (it holds an advisory lock), so several "
+            "servers and `smsledger project` workers may all have it on."
+        ),
+    )
+    projections_batch_size: int = Field(
+        default=1000,
+        gt=0,
+        description="Maximum number of events the projections apply in one transaction.",
+    )
+    projections_poll_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Longest wait between looks at the event log for new events; on PostgreSQL a "
+            "notification of each insert usually ends the wait sooner."
+        ),
+    )
+
+    webhook_address: str = Field(
+        default="127.0.0.1:8080",
+        description=(
+            "Address and port of the HTTP endpoint for aggregator callbacks "
+            "(/hooks/<connection>). It runs beside the gRPC server when a connection has a "
+            "webhook table; empty disables it."
+        ),
+    )
+    webhook_public_base_url: str = Field(
+        default="",
+        description=(
+            "Scheme, host, port and path prefix under which aggregators call the endpoint, "
+            "such as https://hooks.example.com; signatures are checked against it. A "
+            "connection's webhook.public_base_url overrides it."
+        ),
+    )
+    webhook_max_body_bytes: int = Field(
+        default=65_536,
+        gt=0,
+        description="Largest callback body accepted, in bytes; larger ones get HTTP 413.",
+    )
+    webhook_request_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Time a callback may take before it gets HTTP 503; keep it below the shortest "
+            "provider timeout (Plivo waits 8 s)."
+        ),
+    )
+    webhook_rate_per_second: float = Field(
+        default=1000.0, gt=0, description="Callbacks accepted per second on each connection."
+    )
+    webhook_burst: int = Field(
+        default=2000,
+        gt=0,
+        description=(
+            "Callbacks accepted at once on a connection above its rate; beyond it HTTP 429."
+        ),
+    )
+    webhook_replay_window_seconds: int = Field(
+        default=900,
+        gt=0,
+        description="How long a callback's nonce or signature is remembered to refuse replays.",
+    )
+    webhook_replay_cache_size: int = Field(
+        default=200_000, gt=0, description="Most nonces remembered at once per process."
+    )
+    stuck_after_seconds: int = Field(
+        default=3600,
+        gt=0,
+        description=(
+            "How long an accepted message may stay without a final outcome before it is "
+            "listed as stuck; a connection's stuck_after_seconds overrides it."
+        ),
+    )
+
+    nats_url: str = Field(
+        default="",
+        description=(
+            "NATS server URL, or several separated by commas, of the event stream. When set, "
+            "`smsledger serve` runs the relay that publishes the log to JetStream; empty "
+            "leaves publishing to a separate `smsledger relay`."
+        ),
+    )
+    nats_stream: str = Field(
+        default="LEDGER_EVENTS",
+        description="JetStream stream the events are published to; created or updated at start.",
+    )
+    nats_subject_prefix: str = Field(
+        default="ledger.v1.events",
+        description="First subject tokens; events go to <prefix>.<tenant>.<event type>.",
+    )
+    nats_duplicate_window_seconds: float = Field(
+        default=7200.0,
+        gt=0,
+        description=(
+            "How long JetStream drops repeated event ids, in seconds. Keep it above the "
+            "longest relay or NATS outage; the server keeps every id of the window in memory."
+        ),
+    )
+    nats_stream_replicas: int = Field(
+        default=1, ge=1, le=5, description="Replicas of the stream in a NATS cluster."
+    )
+    nats_stream_max_age_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Age after which JetStream discards an event, in seconds; 0 keeps them all.",
+    )
+    nats_event_source: str = Field(
+        default="/smsledger",
+        min_length=1,
+        description="CloudEvents source attribute (ce-source header) of every published event.",
+    )
+    relay_max_in_flight: int = Field(
+        default=1024,
+        gt=0,
+        description="Publishes the relay keeps awaiting their JetStream acknowledgement at once.",
+    )
+    relay_batch_size: int = Field(
+        default=1000, gt=0, description="Log entries the relay reads per query."
+    )
+    relay_poll_interval_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description=(
+            "Maximum wait of the relay between reads of the log, in seconds; on PostgreSQL a "
+            "notification of each insert usually ends the wait sooner."
+        ),
+    )
+    relay_check_interval_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "How often the relay compares the stream with the log and publishes what a NATS "
+            "crash lost, in seconds."
+        ),
+    )
+    relay_publish_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Maximum wait for one JetStream acknowledgement, in seconds; then the relay "
+            "reconnects and publishes again from its acknowledged position."
+        ),
+    )
+    relay_lease_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "PostgreSQL only: a relay stops publishing when it could not write its position "
+            "for this long, in seconds, and a relay taking over waits out this lease."
+        ),
+    )
+    relay_encoder_processes: int = Field(
+        default=1,
+        ge=0,
+        le=1,
+        description=(
+            "1 decodes events for the relay in a separate process, beside publishing; "
+            "0 decodes them in a thread of the relay's process."
+        ),
+    )
+
+    @field_validator("nats_stream")
+    @classmethod
+    def _check_nats_stream(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,255}", value):
+            raise ValueError(
+                "is not a JetStream stream name: use 1-255 letters, digits, '-' and '_'"
+            )
+        return value
+
+    @field_validator("nats_subject_prefix")
+    @classmethod
+    def _check_nats_subject_prefix(cls, value: str) -> str:
+        tokens = value.split(".")
+        if not value or any(not t or any(c in t for c in " *>\t") for t in tokens):
+            raise ValueError(
+                "is not a subject prefix: use dot-separated tokens without spaces, '*' or '>'"
+            )
+        return value
+
+    @property
+    def nats_servers(self) -> tuple[str, ...]:
+        """The NATS server URLs of ``nats_url``."""
+        return tuple(url.strip() for url in self.nats_url.split(",") if url.strip())
 
     @field_validator("master_key")
     @classmethod

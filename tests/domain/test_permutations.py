@@ -33,7 +33,9 @@ class Report:
 
     @property
     def identity(self) -> tuple[object, ...]:
-        return (self.status, self.final, None if self.status is Status.DELIVERED else self.code)
+        if self.status is Status.DELIVERED:
+            return (self.status, self.final, None, None)
+        return (self.status, self.final, self.code, self.permanent)
 
 
 EXPIRE = "expire"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -31,9 +32,15 @@ from ledger.errors import (
     UnavailableError,
 )
 
-__all__ = ["BatchStats", "GroupCommitter"]
+__all__ = ["AroundBatch", "BatchStats", "GroupCommitter"]
 
 logger = logging.getLogger(__name__)
+
+AroundBatch = Callable[
+    [Callable[[Sequence[Command]], list[Outcome]], Sequence[Command]], list[Outcome]
+]
+"""Wraps the application of one batch: receives the function that applies
+commands and the batch's commands, and returns that function's outcomes."""
 
 
 @dataclass
@@ -61,6 +68,10 @@ class GroupCommitter:
         max_batch: Most commands in one transaction.
         max_queued: Most commands waiting; beyond it callers are rejected.
         on_batch: Called with the size and duration (seconds) of each batch.
+        trace_context: Returns the caller's W3C ``traceparent``; called on the
+            caller's task, it is stamped on commands that carry none.
+        around_batch: Wraps the application of each batch on the worker
+            thread (for a span and outcome counts).
     """
 
     def __init__(
@@ -70,11 +81,15 @@ class GroupCommitter:
         max_batch: int = 1000,
         max_queued: int = 50_000,
         on_batch: Callable[[int, float], None] | None = None,
+        trace_context: Callable[[], str | None] | None = None,
+        around_batch: AroundBatch | None = None,
     ) -> None:
         self.ledger = ledger
         self.max_batch = max_batch
         self.max_queued = max_queued
         self.on_batch = on_batch
+        self.trace_context = trace_context
+        self.around_batch = around_batch
         self.stats = BatchStats()
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._queued = 0
@@ -124,6 +139,13 @@ class GroupCommitter:
                 f"{self.max_queued}); retry shortly",
                 retry_after_seconds=0.5,
             )
+        if self.trace_context is not None:
+            traceparent = self.trace_context()
+            if traceparent is not None:
+                commands = [
+                    c if c.trace_context else dataclasses.replace(c, trace_context=traceparent)
+                    for c in commands
+                ]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout is not None else None
         pending = _Pending(commands, deadline, loop.create_future())
@@ -161,11 +183,16 @@ class GroupCommitter:
                 continue
             await self._commit(live)
 
+    def _apply(self, commands: Sequence[Command]) -> list[Outcome]:
+        if self.around_batch is None:
+            return self.ledger.execute(commands)
+        return self.around_batch(self.ledger.execute, commands)
+
     async def _commit(self, items: list[_Pending]) -> None:
         flat = [c for item in items for c in item.commands]
         started = time.perf_counter()
         try:
-            outcomes = await asyncio.to_thread(self.ledger.execute, flat)
+            outcomes = await asyncio.to_thread(self._apply, flat)
         except LedgerError as error:
             for item in items:
                 if not item.future.done():

@@ -5,9 +5,13 @@ from __future__ import annotations
 import click
 
 from ledger.cli.audit import history_command, verify_command
+from ledger.cli.migrate import migrate_command
+from ledger.cli.projections import project_command, projections_group, report_command
 from ledger.cli.receipts import receipts_group
+from ledger.cli.relay import relay_command
 from ledger.cli.serve import serve_command
 from ledger.cli.simulate import simulate_command
+from ledger.cli.webhooks import webhooks_group
 
 __all__ = ["main"]
 
@@ -19,7 +23,13 @@ def main() -> None:
 
 
 main.add_command(serve_command)
+main.add_command(migrate_command)
 main.add_command(history_command)
 main.add_command(verify_command)
 main.add_command(simulate_command)
 main.add_command(receipts_group)
+main.add_command(relay_command)
+main.add_command(project_command)
+main.add_command(projections_group)
+main.add_command(report_command)
+main.add_command(webhooks_group)

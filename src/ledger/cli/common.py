@@ -12,11 +12,16 @@ from ledger.storage.store import LedgerStore
 __all__ = ["open_runtime", "open_store"]
 
 
-def open_runtime(database_url: str | None = None, *, create_tables: bool = True) -> Runtime:
-    """Build the runtime from settings, turning configuration errors into CLI errors."""
+def open_runtime(database_url: str | None = None, *, create_tables: bool | None = None) -> Runtime:
+    """Build the runtime from settings, turning configuration errors into CLI errors.
+
+    ``create_tables`` None follows ``SMSLEDGER_CREATE_TABLES``.
+    """
     try:
         overrides = {"database_url": database_url} if database_url else {}
         settings = load_settings(**overrides)
+        if create_tables is None:
+            create_tables = settings.create_tables
         return build_runtime(settings, create_tables=create_tables)
     except (ConfigurationError, LedgerError, ValueError) as error:
         raise click.ClickException(str(error)) from error

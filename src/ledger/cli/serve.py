@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import click
 
 from ledger.cli.common import open_runtime
+from ledger.logs import configure_logging
 from ledger.server.app import serve
 
 __all__ = ["serve_command"]
@@ -16,13 +16,29 @@ __all__ = ["serve_command"]
 @click.command("serve")
 @click.option("--database-url", help="Overrides SMSLEDGER_DATABASE_URL.")
 @click.option("--address", help="Overrides SMSLEDGER_GRPC_ADDRESS, such as 0.0.0.0:50051.")
-def serve_command(database_url: str | None, address: str | None) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "text"]),
+    help="Overrides SMSLEDGER_LOG_FORMAT: one JSON object per line, or readable text.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Overrides SMSLEDGER_LOG_LEVEL.",
+)
+def serve_command(
+    database_url: str | None,
+    address: str | None,
+    log_format: str | None,
+    log_level: str | None,
+) -> None:
     """Run the ledger's gRPC server until SIGTERM or Ctrl-C."""
     runtime = open_runtime(database_url)
     if address:
         runtime.settings = runtime.settings.model_copy(update={"grpc_address": address})
-    logging.basicConfig(
-        level=runtime.settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    settings = runtime.settings
+    configure_logging(
+        "text" if (log_format or settings.log_format) == "text" else "json",
+        (log_level or settings.log_level).upper(),
     )
     asyncio.run(serve(runtime))

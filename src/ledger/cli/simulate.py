@@ -14,8 +14,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ledger.simulate.carriers import build_carriers
+from ledger.simulate.connections import write_connections as write_connections_file
 from ledger.simulate.driver import DriverConfig
+from ledger.simulate.formats.mode import FormatsMode
+from ledger.simulate.formats.probe import UnknownConnectionsError
 from ledger.simulate.plan import PlanConfig, scenario_names
+from ledger.simulate.readmodel_check import print_check, run_check
 from ledger.simulate.report import summary_table, write_json_report
 from ledger.simulate.runner import Prepared, SimulationResult, prepare, run_simulation
 
@@ -87,6 +91,33 @@ _SHOWN = 20
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write the ground truth, summary and mismatches to this JSON file.",
 )
+@click.option(
+    "--check-read-models",
+    is_flag=True,
+    help=(
+        "Also check that the server's read models match the ground truth (counts exactly, "
+        "latency percentiles within the histograms' error); needs a tenant of this run only."
+    ),
+)
+@click.option(
+    "--receipt-formats",
+    is_flag=True,
+    help=(
+        "Send receipts as carriers do: SMPP receipt texts and deliver_sm PDUs, Kannel, "
+        "Jasmin, Twilio, Vonage, Plivo, Sinch, Infobip, AWS and MessageBird payloads, "
+        "through RecordRawReceipt (raw ExecuteBatch entries in batch mode). Uses the "
+        "simulator's own 11 connections instead of --carriers; the server must run with "
+        "the profiles that --write-connections writes."
+    ),
+)
+@click.option(
+    "--write-connections",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help=(
+        "Write the connection profiles of --receipt-formats to this TOML file and exit. "
+        "Start the server with SMSLEDGER_CONNECTIONS_FILE set to it."
+    ),
+)
 def simulate_command(
     target: str,
     messages: int,
@@ -101,6 +132,9 @@ def simulate_command(
     run_id: str | None,
     max_seconds: float,
     report_json: Path | None,
+    check_read_models: bool,
+    receipt_formats: bool,
+    write_connections: Path | None,
 ) -> None:
     """Drive a running ledger with simulated carrier traffic and check the result.
 
@@ -108,13 +142,35 @@ def simulate_command(
     state is read back with GetMessage and compared with the simulator's
     ground truth. Exits with status 1 when any state or command result
     differs from it.
+
+    With --receipt-formats, receipts travel in real carrier formats. First
+    write the connection profiles and start the server with them:
+
+        smsledger simulate --write-connections sim-connections.toml
+        SMSLEDGER_CONNECTIONS_FILE=sim-connections.toml smsledger serve
+
+    The run is refused when the server reads a probe receipt of any
+    connection differently from the simulator.
     """
     console = Console()
     if not console.is_terminal:
         # Rich assumes 80 columns for a file or pipe, which wraps the summary table.
         console = Console(width=160)
+    if write_connections is not None:
+        try:
+            write_connections_file(write_connections)
+        except OSError as error:
+            raise click.ClickException(
+                f"cannot write connection profiles to {write_connections}: {error}"
+            ) from error
+        console.print(
+            f"connection profiles written to {write_connections}; start the server with "
+            f"SMSLEDGER_CONNECTIONS_FILE={write_connections}"
+        )
+        return
     seed = secrets.randbelow(2**31) if seed is None else seed
     run_id = run_id or secrets.token_hex(4)
+    formats = FormatsMode(seed) if receipt_formats else None
     try:
         prepared = prepare(
             PlanConfig(
@@ -122,10 +178,11 @@ def simulate_command(
                 seed=seed,
                 run_id=run_id,
                 now=datetime.now(UTC),
-                carriers=tuple(build_carriers(carriers)),
+                carriers=tuple(formats.carriers if formats else build_carriers(carriers)),
                 expiry_grace_seconds=expiry_grace,
                 skip=frozenset(skipped),
-            )
+            ),
+            formats.rewrite if formats else None,
         )
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
@@ -136,7 +193,14 @@ def simulate_command(
         batch_size=batch_size,
         expiry_wait_seconds=expiry_wait,
         max_seconds=max_seconds,
+        joined_report_connections=formats.joined_report_connections if formats else frozenset(),
     )
+    if formats is not None:
+        try:
+            asyncio.run(formats.check(target))
+        except (UnknownConnectionsError, ConnectionError) as error:
+            raise click.ClickException(str(error)) from error
+        console.print(f"receipt formats: {formats.summary()}")
     console.print(
         f"run {run_id}, seed {seed}: {messages} messages, {prepared.command_count} commands "
         f"to {target} ({'batches of ' + str(batch_size) if batch_size else 'unary'}, "
@@ -162,7 +226,12 @@ def simulate_command(
             result.stats.problems,
         )
         console.print(f"report written to {report_json}")
-    sys.exit(1 if result.failed else 0)
+    read_models_failed = False
+    if check_read_models:
+        check = run_check(target, tenant, prepared.expected, result.states)
+        print_check(console, check)
+        read_models_failed = check.failed
+    sys.exit(1 if result.failed or read_models_failed else 0)
 
 
 async def _run_with_progress(

@@ -126,11 +126,14 @@ class Outcome:
         return self.final and self.status is Status.FAILED and self.permanent is True
 
     def same_report(self, other: Outcome) -> bool:
-        """True when both name the same status, finality and error code."""
+        """True when both name the same status, finality, error code and permanence."""
         return (
             self.status is other.status
             and self.final == other.final
-            and (self.status is Status.DELIVERED or self.error_code == other.error_code)
+            and (
+                self.status is Status.DELIVERED
+                or (self.error_code, self.permanent) == (other.error_code, other.permanent)
+            )
         )
 
 

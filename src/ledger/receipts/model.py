@@ -18,6 +18,7 @@ __all__ = [
     "NormalizedReceipt",
     "ParsedReceipts",
     "ReceiptStatus",
+    "WebhookProfile",
 ]
 
 
@@ -101,6 +102,45 @@ class ParsedReceipts:
 
 
 @dataclass(frozen=True)
+class WebhookProfile:
+    """How a connection's aggregator delivers receipts over HTTP, and how to check them.
+
+    Attributes:
+        provider: Signature scheme and response style: ``twilio``,
+            ``vonage-sms``, ``vonage-messages``, ``plivo``, ``sinch``, ``sns``,
+            ``messagebird``, ``bird``, ``kannel``, ``jasmin`` or ``infobip``.
+        tenant: Tenant that receipts arriving on this route belong to.
+        format: Receipt format the bodies are parsed with.
+        secrets: Signing secrets (or URL tokens for ``kannel``, ``jasmin`` and
+            ``infobip``); any of them is accepted, so a new secret can be added
+            before the old one is removed.
+        public_base_url: Scheme, host, port and path prefix under which the
+            aggregator calls this service; signatures cover that URL, never the
+            Host header. None uses the server-wide setting.
+        signature_method: For ``vonage-sms``: ``md5hash``, ``md5``, ``sha1``,
+            ``sha256`` or ``sha512``.
+        topic_arns: For ``sns``: the topics whose messages are accepted.
+        max_age_seconds: Oldest signed timestamp accepted; None uses the
+            provider's default.
+        message_id_param: Query parameter of the callback URL that carries the
+            sender's own message id, for receipts without a carrier id (Kannel,
+            Jasmin level 1).
+        metadata: Extra parser metadata, such as ``kannel.type_param``.
+    """
+
+    provider: str
+    tenant: str
+    format: str
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    public_base_url: str | None = None
+    signature_method: str | None = None
+    topic_arns: tuple[str, ...] = ()
+    max_age_seconds: int | None = None
+    message_id_param: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class CarrierProfile:
     """Per-connection settings that decide how receipts are read and matched.
 
@@ -121,6 +161,10 @@ class CarrierProfile:
             overriding the error table.
         transient_codes: Error codes this connection treats as transient,
             overriding the error table.
+        stuck_after_seconds: How long an accepted message may stay without a
+            final outcome before it is listed as stuck; None uses the
+            server-wide setting.
+        webhook: How receipts arrive over HTTP; None when they do not.
     """
 
     name: str
@@ -133,3 +177,5 @@ class CarrierProfile:
     confirms_delivery: bool = True
     permanent_codes: frozenset[str] = frozenset()
     transient_codes: frozenset[str] = frozenset()
+    stuck_after_seconds: int | None = None
+    webhook: WebhookProfile | None = None

@@ -12,8 +12,16 @@ A profiles file has one table per connection::
     status_synonyms = { ACKED = "accepted" }
     permanent_codes = ["013"]
     transient_codes = ["034"]
+    stuck_after_seconds = 3600
 
-Every key is optional except the table itself, and any other key is an error.
+    [connections.uk-smpp-a.webhook]     # only where receipts arrive over HTTP
+    provider = "twilio"
+    tenant = "acme"
+    secrets = ["new-auth-token", "old-auth-token"]
+    public_base_url = "https://hooks.example.com"
+
+Every key is optional except the table itself (and, in a ``webhook`` table,
+``provider`` and ``tenant``), and any other key is an error.
 
 The dlr-level requested from Jasmin belongs to each message rather than to the
 connection, so it travels in the ``metadata`` argument of
@@ -27,13 +35,16 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from ledger.domain.identity import check_tenant
 from ledger.receipts.dates import resolve_zone
 from ledger.receipts.error_tables import ERROR_TABLES
-from ledger.receipts.model import CarrierProfile, IdBase, ReceiptStatus
+from ledger.receipts.model import CarrierProfile, IdBase, ReceiptStatus, WebhookProfile
 from ledger.receipts.parse import FORMATS
 
 __all__ = [
+    "WEBHOOK_PROVIDERS",
     "ProfileConfigError",
     "load_profiles",
     "metadata_from_context",
@@ -53,8 +64,41 @@ _KEYS = frozenset(
         "status_synonyms",
         "permanent_codes",
         "transient_codes",
+        "stuck_after_seconds",
+        "webhook",
     }
 )
+
+WEBHOOK_PROVIDERS: Mapping[str, str] = {
+    "twilio": "twilio",
+    "vonage-sms": "vonage",
+    "vonage-messages": "vonage",
+    "plivo": "plivo",
+    "sinch": "sinch",
+    "sns": "sns",
+    "messagebird": "messagebird",
+    "bird": "messagebird",
+    "kannel": "kannel",
+    "jasmin": "jasmin",
+    "infobip": "infobip",
+}
+"""Webhook providers and the receipt format their callbacks are parsed with by default."""
+
+_WEBHOOK_KEYS = frozenset(
+    {
+        "provider",
+        "tenant",
+        "format",
+        "secrets",
+        "public_base_url",
+        "signature_method",
+        "topic_arns",
+        "max_age_seconds",
+        "message_id_param",
+        "metadata",
+    }
+)
+_VONAGE_SIGNATURE_METHODS = ("md5hash", "md5", "sha1", "sha256", "sha512")
 
 # Context keys that are per message; they go to metadata, not to the profile.
 _METADATA_KEYS = ("jasmin_requested_level",)
@@ -117,6 +161,117 @@ def _synonyms(name: str, value: Any) -> dict[str, str]:
     return synonyms
 
 
+def _strings(name: str, key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ProfileConfigError(name, key, "expected a non-empty list of strings")
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            # The value may be a secret, so it is not shown.
+            raise ProfileConfigError(name, key, "every entry must be a non-empty string")
+    return tuple(item.strip() for item in value)
+
+
+def _positive_int(name: str, key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ProfileConfigError(
+            name, key, f"expected a whole number of seconds above 0, got {value!r}"
+        )
+    return value
+
+
+def _base_url(name: str, key: str, value: Any) -> str:
+    url = _text(name, key, value).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ProfileConfigError(
+            name, key, f"{url!r} is not a base URL: use scheme://host[:port][/prefix]"
+        )
+    return url
+
+
+def _webhook(name: str, value: Any, connection_format: str | None) -> WebhookProfile:
+    """Build and validate a connection's ``webhook`` table."""
+    key = "webhook"
+    if not isinstance(value, dict):
+        raise ProfileConfigError(name, key, "expected a table [connections.<name>.webhook]")
+    unknown = sorted(set(value) - _WEBHOOK_KEYS)
+    if unknown:
+        raise ProfileConfigError(
+            name,
+            f"{key}.{unknown[0]}",
+            f"unknown setting; expected one of {', '.join(sorted(_WEBHOOK_KEYS))}",
+        )
+    for required in ("provider", "tenant"):
+        if required not in value:
+            raise ProfileConfigError(name, f"{key}.{required}", "is required")
+
+    provider = _text(name, f"{key}.provider", value["provider"]).lower()
+    if provider not in WEBHOOK_PROVIDERS:
+        raise ProfileConfigError(
+            name, f"{key}.provider", f"{provider!r} is not one of {', '.join(WEBHOOK_PROVIDERS)}"
+        )
+
+    tenant = _text(name, f"{key}.tenant", value["tenant"])
+    violation = check_tenant(tenant)
+    if violation is not None:
+        raise ProfileConfigError(name, f"{key}.tenant", violation.description)
+
+    fmt = connection_format or WEBHOOK_PROVIDERS[provider]
+    if "format" in value:
+        fmt = _text(name, f"{key}.format", value["format"]).lower()
+        if fmt not in FORMATS:
+            raise ProfileConfigError(
+                name, f"{key}.format", f"{fmt!r} is not one of {', '.join(FORMATS)}"
+            )
+
+    settings: dict[str, Any] = {}
+    if "secrets" in value:
+        settings["secrets"] = _strings(name, f"{key}.secrets", value["secrets"])
+    elif provider != "sns":
+        # SNS signs with Amazon's certificates; every other provider needs a
+        # shared secret or a URL token.
+        raise ProfileConfigError(name, f"{key}.secrets", f"is required for provider {provider!r}")
+    if "public_base_url" in value:
+        settings["public_base_url"] = _base_url(
+            name, f"{key}.public_base_url", value["public_base_url"]
+        )
+
+    if provider == "vonage-sms":
+        method = str(value.get("signature_method", "md5hash")).strip().lower()
+        if method not in _VONAGE_SIGNATURE_METHODS:
+            raise ProfileConfigError(
+                name,
+                f"{key}.signature_method",
+                f"{method!r} is not one of {', '.join(_VONAGE_SIGNATURE_METHODS)}",
+            )
+        settings["signature_method"] = method
+    elif "signature_method" in value:
+        raise ProfileConfigError(name, f"{key}.signature_method", "applies to vonage-sms only")
+
+    if provider == "sns":
+        if "topic_arns" not in value:
+            raise ProfileConfigError(name, f"{key}.topic_arns", "is required for provider 'sns'")
+        settings["topic_arns"] = _strings(name, f"{key}.topic_arns", value["topic_arns"])
+    elif "topic_arns" in value:
+        raise ProfileConfigError(name, f"{key}.topic_arns", "applies to sns only")
+
+    if "max_age_seconds" in value:
+        settings["max_age_seconds"] = _positive_int(
+            name, f"{key}.max_age_seconds", value["max_age_seconds"]
+        )
+    if "message_id_param" in value:
+        settings["message_id_param"] = _text(
+            name, f"{key}.message_id_param", value["message_id_param"]
+        )
+    if "metadata" in value:
+        metadata = value["metadata"]
+        if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+            raise ProfileConfigError(name, f"{key}.metadata", "expected a table of text values")
+        settings["metadata"] = dict(metadata)
+
+    return WebhookProfile(provider=provider, tenant=tenant, format=fmt, **settings)
+
+
 def profile_from_mapping(name: str, table: Mapping[str, Any]) -> CarrierProfile:
     """Build and validate one connection's profile from its settings table.
 
@@ -162,6 +317,12 @@ def profile_from_mapping(name: str, table: Mapping[str, Any]) -> CarrierProfile:
     for key in ("permanent_codes", "transient_codes"):
         if key in table:
             settings[key] = _codes(name, key, table[key])
+    if "stuck_after_seconds" in table:
+        settings["stuck_after_seconds"] = _positive_int(
+            name, "stuck_after_seconds", table["stuck_after_seconds"]
+        )
+    if "webhook" in table:
+        settings["webhook"] = _webhook(name, table["webhook"], settings.get("format"))
     both = settings.get("permanent_codes", frozenset()) & settings.get(
         "transient_codes", frozenset()
     )

@@ -20,11 +20,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ledger.application.committer import GroupCommitter
+from ledger.relay.embedded import EmbeddedRelay, embedded_relay
 from ledger.runtime import Runtime
 from ledger.server.receipts import ReceiptServicer
 from ledger.server.service import LedgerServicer
 from ledger.server.sweeper import ExpirySweeper
+from ledger.telemetry import Telemetry
 from ledger.v1 import ledger_pb2, ledger_pb2_grpc
+from ledger.webhooks.server import WebhookServer, create_webhook_server
+from ledger.webhooks.stuck_service import SERVICE_NAME as RECONCILIATION_SERVICE_NAME
+from ledger.webhooks.stuck_service import ReconciliationServicer
+from projections.server import ReadModels
+from projections.service import SERVICE_NAME as READ_MODEL_SERVICE_NAME
 
 __all__ = ["LedgerServer", "create_server", "serve"]
 
@@ -43,6 +50,10 @@ class LedgerServer:
     committer: GroupCommitter
     health: health.aio.HealthServicer
     sweeper: ExpirySweeper
+    read_models: ReadModels | None = None
+    relay: EmbeddedRelay | None = None
+    telemetry: Telemetry | None = None
+    webhooks: WebhookServer | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -50,27 +61,56 @@ class LedgerServer:
         await self.committer.start()
         await self.server.start()
         self.background.append(asyncio.create_task(self.sweeper.run(), name="expiry-sweeper"))
+        if self.read_models is not None:
+            await self.read_models.start()
+        if self.relay is not None:
+            await self.relay.start()
+        if self.telemetry is not None:
+            await self.telemetry.start()
+        if self.webhooks is not None:
+            await self.webhooks.start()
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
 
     async def stop(self, grace: float) -> None:
         """Stop accepting RPCs, let in-flight ones finish, commit what is queued."""
         await self.health.enter_graceful_shutdown()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         await self.server.stop(grace)
         for task in self.background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.read_models is not None:
+            await self.read_models.stop()
         await self.committer.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.telemetry is not None:
+            await self.telemetry.stop()
 
 
-async def create_server(runtime: Runtime, address: str | None = None) -> LedgerServer:
+async def create_server(
+    runtime: Runtime,
+    address: str | None = None,
+    telemetry: Telemetry | None = None,
+    webhook_address: str | None = None,
+) -> LedgerServer:
     """Build the server for ``runtime``, bound to ``address`` (port 0 picks a free port).
 
-    Must be called on the event loop that will run the server.
+    The webhook endpoint listens on ``webhook_address`` (default
+    ``SMSLEDGER_WEBHOOK_ADDRESS``) when a connection has a webhook profile,
+    and shares the group commit with the gRPC services.
+
+    With ``telemetry``, every RPC gets a span and metrics, every group-commit
+    batch a span linked to its commands' RPC spans, and the server's parts
+    export their metrics. Must be called on the event loop that will run the
+    server.
     """
     settings = runtime.settings
     server = grpc.aio.server(
+        interceptors=telemetry.server_interceptors() if telemetry is not None else None,
         options=[
             ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
             ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
@@ -83,6 +123,9 @@ async def create_server(runtime: Runtime, address: str | None = None) -> LedgerS
         runtime.ledger,
         max_batch=settings.commit_max_batch,
         max_queued=settings.commit_max_queued,
+        on_batch=telemetry.metrics.record_batch if telemetry is not None else None,
+        trace_context=telemetry.trace_context if telemetry is not None else None,
+        around_batch=telemetry.around_batch if telemetry is not None else None,
     )
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
         LedgerServicer(runtime.ledger, committer, settings.batch_max_commands), server
@@ -90,10 +133,24 @@ async def create_server(runtime: Runtime, address: str | None = None) -> LedgerS
     ledger_pb2_grpc.add_ReceiptServiceServicer_to_server(
         ReceiptServicer(runtime.ledger, committer), server
     )
+    ledger_pb2_grpc.add_ReconciliationServiceServicer_to_server(
+        ReconciliationServicer(runtime.store, runtime.connections, settings.stuck_after_seconds),
+        server,
+    )
+    # Read models: list and statistics queries, and the projections when enabled.
+    read_models = ReadModels(runtime)
+    read_models.register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, RECEIPT_SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME),
+        (
+            SERVICE_NAME,
+            RECEIPT_SERVICE_NAME,
+            READ_MODEL_SERVICE_NAME,
+            RECONCILIATION_SERVICE_NAME,
+            reflection.SERVICE_NAME,
+            health.SERVICE_NAME,
+        ),
         server,
     )
     port = server.add_insecure_port(address or settings.grpc_address)
@@ -102,12 +159,38 @@ async def create_server(runtime: Runtime, address: str | None = None) -> LedgerS
     sweeper = ExpirySweeper(
         runtime.ledger, committer, interval_seconds=settings.expiry_sweep_interval_seconds
     )
-    return LedgerServer(server, port, committer, health_servicer, sweeper)
+    relay = embedded_relay(runtime)
+    webhooks = create_webhook_server(runtime, committer, webhook_address)
+    if telemetry is not None:
+        telemetry.watch_server(
+            settings,
+            runtime.store,
+            committer,
+            relay=relay.relay if relay is not None else None,
+            projection_worker=read_models.worker,
+            webhooks=webhooks.handler.metrics if webhooks is not None else None,
+        )
+    return LedgerServer(
+        server,
+        port,
+        committer,
+        health_servicer,
+        sweeper,
+        read_models,
+        relay=relay,
+        telemetry=telemetry,
+        webhooks=webhooks,
+    )
 
 
 async def serve(runtime: Runtime) -> None:
     """Run the server until SIGTERM or SIGINT, then shut down gracefully."""
-    ledger_server = await create_server(runtime)
+    settings = runtime.settings
+    telemetry = Telemetry.from_settings(settings, "smsledger-server")
+    telemetry.activate()
+    if settings.metrics_address:
+        telemetry.start_metrics_server(settings.metrics_address)
+    ledger_server = await create_server(runtime, telemetry=telemetry)
     await ledger_server.start()
     logger.info(
         "ledger serving",
@@ -121,4 +204,5 @@ async def serve(runtime: Runtime) -> None:
     logger.info("ledger stopping", extra={"grace_seconds": runtime.settings.shutdown_grace_seconds})
     await ledger_server.stop(runtime.settings.shutdown_grace_seconds)
     runtime.close()
+    telemetry.shutdown()
     logger.info("ledger stopped")

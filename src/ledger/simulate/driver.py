@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from ledger.simulate.formats.batching import join_reports, result_for
 from ledger.simulate.requests import to_command
 from ledger.simulate.steps import MessagePlan, Receipt, Replay, WaitForExpiry
 from ledger.simulate.truth import Disposition
@@ -57,6 +58,8 @@ class DriverConfig:
             or unavailable, before it counts as a problem.
         max_seconds: Bound on the whole sending phase.
         connect_timeout_seconds: How long to wait for the server's port at the start.
+        joined_report_connections: Connections whose raw receipts in one
+            ExecuteBatch call are joined into multi-report payloads.
     """
 
     target: str
@@ -68,6 +71,7 @@ class DriverConfig:
     max_retries: int = 8
     max_seconds: float = 3600.0
     connect_timeout_seconds: float = 10.0
+    joined_report_connections: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,8 @@ class Driver:
                 return await self.stub.SubmitMessage(command.submit, timeout=timeout)
             if kind == "acceptance":
                 return await self.stub.RecordAcceptance(command.acceptance, timeout=timeout)
+            if kind == "raw_receipt":
+                return await self.stub.RecordRawReceipt(command.raw_receipt, timeout=timeout)
             return await self.stub.RecordReceipt(command.receipt, timeout=timeout)
         except grpc.aio.AioRpcError as error:
             return _failed_result(error)
@@ -278,12 +284,15 @@ class Driver:
         A command refused as overloaded or unavailable stays at its step, to
         be sent again in a later batch, after a backoff.
         """
-        request = ledger_pb2.ExecuteBatchRequest(commands=[self._command(i) for i in batch])
+        commands, slots = join_reports(
+            [self._command(i) for i in batch], self.config.joined_report_connections
+        )
+        request = ledger_pb2.ExecuteBatchRequest(commands=commands)
         try:
             response = await self.stub.ExecuteBatch(
                 request, timeout=self.config.rpc_timeout_seconds
             )
-            results = list(response.results)
+            results = [result_for(response.results, slot) for slot in slots]
         except grpc.aio.AioRpcError as error:
             results = [_failed_result(error)] * len(batch)
         retry_after = 0.0
@@ -313,6 +322,9 @@ class Driver:
             detail = f"{type(step).__name__} failed: {name}: {result.status.message}"
             self._problem(index, detail, position)
             return
+        if result.warnings:
+            detail = f"raw receipt read with parser warnings: {'; '.join(result.warnings)}"
+            self._problem(index, detail, position)
         parked = result.receipt_disposition == ledger_pb2.RECEIPT_DISPOSITION_PARKED
         if parked and isinstance(step, Receipt) and not result.replayed:
             self.stats.parked[step.connection] += 1

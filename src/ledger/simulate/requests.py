@@ -7,7 +7,7 @@ from datetime import datetime
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from ledger.simulate.steps import Accept, Receipt, Submit
+from ledger.simulate.steps import Accept, RawPayload, Receipt, Submit
 from ledger.v1 import ledger_pb2
 
 __all__ = ["SENDER", "to_command"]
@@ -83,10 +83,31 @@ def _receipt(tenant: str, message_id: str, step: Receipt) -> ledger_pb2.RecordRe
     return request
 
 
+def _raw_receipt(
+    tenant: str, connection: str, step: Receipt, raw: RawPayload
+) -> ledger_pb2.RecordRawReceiptRequest:
+    return ledger_pb2.RecordRawReceiptRequest(
+        tenant=tenant,
+        connection=connection,
+        format=raw.format,
+        content_type=raw.content_type,
+        body=raw.body,
+        metadata=dict(raw.metadata),
+        source="simulator",
+        request_id=step.request_id,
+    )
+
+
 def to_command(tenant: str, message_id: str, step: Submit | Accept | Receipt) -> ledger_pb2.Command:
-    """Return the batch entry that carries ``step`` for message ``message_id``."""
+    """Return the batch entry that carries ``step`` for message ``message_id``.
+
+    A receipt with a raw payload becomes a ``raw_receipt`` entry on the
+    receipt's connection.
+    """
     if isinstance(step, Submit):
         return ledger_pb2.Command(submit=_submit(tenant, message_id, step))
     if isinstance(step, Accept):
         return ledger_pb2.Command(acceptance=_accept(tenant, message_id, step))
+    if step.raw is not None:
+        return ledger_pb2.Command(raw_receipt=_raw_receipt(tenant, step.connection, step, step.raw))
     return ledger_pb2.Command(receipt=_receipt(tenant, message_id, step))

@@ -58,13 +58,23 @@ class SimulationResult:
         return bool(self.mismatches or self.stats.problems)
 
 
-def prepare(config: PlanConfig) -> Prepared:
+def prepare(
+    config: PlanConfig,
+    rewrite: Callable[[list[MessagePlan]], list[MessagePlan]] | None = None,
+) -> Prepared:
     """Generate the plan and compute its ground truth.
+
+    Args:
+        config: What to generate.
+        rewrite: Changes the generated scripts before the ground truth is
+            computed, such as giving receipts carrier-format payloads.
 
     Raises:
         ValueError: The configuration is invalid.
     """
     plans = generate_plan(config)
+    if rewrite is not None:
+        plans = rewrite(plans)
     expected: dict[str, ExpectedState] = {}
     expected_results: list[list[Disposition]] = []
     for plan in plans:

@@ -17,6 +17,7 @@ __all__ = [
     "FINAL_STATUSES",
     "Accept",
     "MessagePlan",
+    "RawPayload",
     "Receipt",
     "ReceiptStatus",
     "Replay",
@@ -79,6 +80,24 @@ class Accept:
 
 
 @dataclass(frozen=True)
+class RawPayload:
+    """A receipt as the carrier sends it, for ``RecordRawReceipt``.
+
+    Attributes:
+        content_type: Content type of ``body``; empty for SMPP.
+        body: The payload bytes.
+        metadata: Transport facts no payload carries, such as ``message_id``
+            for a receipt without a carrier id.
+        format: Receipt format; empty leaves it to the connection's profile.
+    """
+
+    content_type: str
+    body: bytes
+    metadata: tuple[tuple[str, str], ...] = ()
+    format: str = ""
+
+
+@dataclass(frozen=True)
 class Receipt:
     """A normalized receipt, sent by carrier id or by message reference.
 
@@ -99,6 +118,8 @@ class Receipt:
         attempt: Attempt named by a message-reference receipt; 0 for the latest.
         segment: Segment named by a message-reference receipt; 0 for all.
         request_id: Client request id; empty for none.
+        raw: The payload that carries this receipt in the carrier's own
+            format; None sends the normalized fields with ``RecordReceipt``.
     """
 
     status: ReceiptStatus
@@ -112,6 +133,7 @@ class Receipt:
     attempt: int = 0
     segment: int = 0
     request_id: str = ""
+    raw: RawPayload | None = None
 
     @property
     def by_carrier_id(self) -> bool:

@@ -106,14 +106,13 @@ class StorageConfig:
         """Translate the URL into eventsourcing settings."""
         parsed = urlparse(self.url)
         if parsed.scheme == "sqlite":
-            path = unquote(parsed.path)
-            if parsed.netloc:
-                path = parsed.netloc + path
-            if path not in (":memory:", "/:memory:"):
+            # As in SQLAlchemy: sqlite:///relative/path and sqlite:////absolute/path.
+            path = unquote(parsed.netloc + parsed.path.removeprefix("/"))
+            if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                "SQLITE_DBNAME": path.lstrip("/") if path == "/:memory:" else path,
+                "SQLITE_DBNAME": path,
                 "SQLITE_LOCK_TIMEOUT": str(max(self.lock_timeout_seconds, 1)),
                 "APPLICATION_RECORDER_TOPIC": "ledger.storage.sqlite:LedgerSQLiteRecorder",
                 "CREATE_TABLE": "y" if self.create_tables else "n",

@@ -1383,3 +1383,109 @@ class ListOrphanReceiptsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListOrphanReceiptsResponse: _TypeAlias = ListOrphanReceiptsResponse  # noqa: Y015
+
+@_typing.final
+class ListStuckMessagesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    """Empty lists every tenant's messages."""
+    connection: _builtins.str
+    """Empty lists every connection's messages."""
+    page_size: _builtins.int
+    """Most messages per page: 100 when 0, at most 1000."""
+    page_token: _builtins.str
+    """next_page_token of the previous page; empty for the first."""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        connection: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection", b"connection", "page_size", b"page_size", "page_token", b"page_token", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListStuckMessagesRequest: _TypeAlias = ListStuckMessagesRequest  # noqa: Y015
+
+@_typing.final
+class StuckMessage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    AGGREGATE_ID_FIELD_NUMBER: _builtins.int
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    ACCEPTED_AT_FIELD_NUMBER: _builtins.int
+    THRESHOLD_SECONDS_FIELD_NUMBER: _builtins.int
+    CARRIER_MESSAGE_IDS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    message_id: _builtins.str
+    aggregate_id: _builtins.str
+    connection: _builtins.str
+    attempt: _builtins.int
+    threshold_seconds: _builtins.int
+    """The connection's threshold that the attempt has passed."""
+    status: _events_pb2.MessageStatus.ValueType
+    @_builtins.property
+    def accepted_at(self) -> _timestamp_pb2.Timestamp:
+        """When the carrier first accepted the attempt."""
+
+    @_builtins.property
+    def carrier_message_ids(self) -> _containers.RepeatedCompositeFieldContainer[Global___SegmentAcceptance]:
+        """The ids the carrier issued, as issued, to ask the provider with."""
+
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        message_id: _builtins.str = ...,
+        aggregate_id: _builtins.str = ...,
+        connection: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        accepted_at: _timestamp_pb2.Timestamp | None = ...,
+        threshold_seconds: _builtins.int = ...,
+        carrier_message_ids: _abc.Iterable[Global___SegmentAcceptance] | None = ...,
+        status: _events_pb2.MessageStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at", "aggregate_id", b"aggregate_id", "attempt", b"attempt", "carrier_message_ids", b"carrier_message_ids", "connection", b"connection", "message_id", b"message_id", "status", b"status", "tenant", b"tenant", "threshold_seconds", b"threshold_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StuckMessage: _TypeAlias = StuckMessage  # noqa: Y015
+
+@_typing.final
+class ListStuckMessagesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty after the last page."""
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___StuckMessage]: ...
+    def __init__(
+        self,
+        *,
+        messages: _abc.Iterable[Global___StuckMessage] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListStuckMessagesResponse: _TypeAlias = ListStuckMessagesResponse  # noqa: Y015

@@ -617,3 +617,83 @@ class ReceiptService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ReconciliationServiceStub:
+    """Messages whose final outcome is overdue, for whoever asks the providers
+    about them (some aggregators retry their callbacks only for seconds).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListStuckMessages = channel.unary_unary(
+                '/ledger.v1.ReconciliationService/ListStuckMessages',
+                request_serializer=ledger_dot_v1_dot_ledger__pb2.ListStuckMessagesRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_ledger__pb2.ListStuckMessagesResponse.FromString,
+                _registered_method=True)
+
+
+class ReconciliationServiceServicer:
+    """Messages whose final outcome is overdue, for whoever asks the providers
+    about them (some aggregators retry their callbacks only for seconds).
+    """
+
+    def ListStuckMessages(self, request, context):
+        """Attempts accepted by a carrier more than their connection's stuck
+        threshold ago and still without a final outcome, oldest acceptance first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ReconciliationServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListStuckMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStuckMessages,
+                    request_deserializer=ledger_dot_v1_dot_ledger__pb2.ListStuckMessagesRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_ledger__pb2.ListStuckMessagesResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ledger.v1.ReconciliationService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ledger.v1.ReconciliationService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ReconciliationService:
+    """Messages whose final outcome is overdue, for whoever asks the providers
+    about them (some aggregators retry their callbacks only for seconds).
+    """
+
+    @staticmethod
+    def ListStuckMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.ReconciliationService/ListStuckMessages',
+            ledger_dot_v1_dot_ledger__pb2.ListStuckMessagesRequest.SerializeToString,
+            ledger_dot_v1_dot_ledger__pb2.ListStuckMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

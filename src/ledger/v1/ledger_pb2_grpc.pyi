@@ -224,3 +224,46 @@ class ReceiptServiceServicer(metaclass=_abc_1.ABCMeta):
         """Receipts whose carrier id matched no message (yet)."""
 
 def add_ReceiptServiceServicer_to_server(servicer: ReceiptServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class ReconciliationServiceStub:
+    """Messages whose final outcome is overdue, for whoever asks the providers
+    about them (some aggregators retry their callbacks only for seconds).
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> ReconciliationServiceAsyncStub: ...
+    ListStuckMessages: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ListStuckMessagesRequest, _ledger_pb2.ListStuckMessagesResponse]
+    """Attempts accepted by a carrier more than their connection's stuck
+    threshold ago and still without a final outcome, oldest acceptance first.
+    """
+
+@_typing.type_check_only
+class ReconciliationServiceAsyncStub(ReconciliationServiceStub):
+    """Messages whose final outcome is overdue, for whoever asks the providers
+    about them (some aggregators retry their callbacks only for seconds).
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    ListStuckMessages: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ListStuckMessagesRequest, _ledger_pb2.ListStuckMessagesResponse]  # type: ignore[assignment]
+    """Attempts accepted by a carrier more than their connection's stuck
+    threshold ago and still without a final outcome, oldest acceptance first.
+    """
+
+class ReconciliationServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Messages whose final outcome is overdue, for whoever asks the providers
+    about them (some aggregators retry their callbacks only for seconds).
+    """
+
+    @_abc_1.abstractmethod
+    def ListStuckMessages(
+        self,
+        request: _ledger_pb2.ListStuckMessagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.ListStuckMessagesResponse, _abc.Awaitable[_ledger_pb2.ListStuckMessagesResponse]]:
+        """Attempts accepted by a carrier more than their connection's stuck
+        threshold ago and still without a final outcome, oldest acceptance first.
+        """
+
+def add_ReconciliationServiceServicer_to_server(servicer: ReconciliationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,1 @@
+"""The message aggregate, its events and the lifecycle rules; no I/O."""
