@@ -465,3 +465,22 @@ def test_json_formats_reject_non_json(fmt: str) -> None:
 def test_json_array_top_level_rejected(fmt: str) -> None:
     with pytest.raises(ReceiptParseError):
         parse_receipt(fmt, b"[1, 2]", "application/json", PROFILE)
+
+
+def test_vonage_messages_api_status_webhook() -> None:
+    from ledger.receipts.model import CarrierProfile, ReceiptStatus
+    from ledger.receipts.parse import parse_receipt
+
+    body = (
+        b'{"message_uuid":"aaaaaaaa-bbbb-cccc-dddd-0123456789ab","to":"447700900123",'
+        b'"from":"ACME","timestamp":"2026-03-14T09:26:00.000Z","status":"rejected",'
+        b'"error":{"type":"https://developer.vonage.com/api-errors/messages#1320",'
+        b'"title":"1320","detail":"Message failed"},"channel":"sms"}'
+    )
+    parsed = parse_receipt("vonage", body, "application/json", CarrierProfile(name="v"))
+    (receipt,) = parsed.receipts
+    assert receipt.status is ReceiptStatus.REJECTED
+    assert receipt.final
+    assert receipt.carrier_message_id == "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"
+    assert receipt.error_code == "1320"
+    assert receipt.done_at is not None and receipt.done_at.isoformat() == "2026-03-14T09:26:00+00:00"

@@ -6,14 +6,22 @@ error classified with Vonage's table, and ``scts`` the carrier's done time as
 YYMMDDHHMM without a zone, read in the profile's zone. Vonage sends one
 receipt per part of a concatenated message; the receipt does not say which
 part.
+
+Vonage's newer Messages API posts JSON status webhooks of another shape:
+``message_uuid`` is the carrier id, ``status`` one of submitted, delivered,
+read, rejected or undeliverable, ``timestamp`` an ISO 8601 time with zone, and
+failures carry ``error.title`` (a numeric code as text). Such a body is
+recognized by its ``message_uuid`` key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC
 
 from ledger.errors import ReceiptParseError
 from ledger.receipts.classification import build_receipt, lookup_status
+from ledger.receipts.dates import read_iso_field
 from ledger.receipts.model import CarrierProfile, ParsedReceipts, ReceiptStatus
 from ledger.receipts.payloads import (
     decode_form,
@@ -25,7 +33,7 @@ from ledger.receipts.payloads import (
 )
 from ledger.receipts.smpp_text import profile_zone, read_done_date
 
-__all__ = ["VONAGE_STATUSES", "parse_vonage"]
+__all__ = ["MESSAGES_STATUSES", "VONAGE_STATUSES", "parse_vonage"]
 
 FORMAT = "vonage"
 
@@ -40,6 +48,14 @@ VONAGE_STATUSES: Mapping[str, ReceiptStatus] = {
 }
 
 _FIELDS = ("status", "messageId", "err-code", "scts", "msisdn")
+
+MESSAGES_STATUSES: Mapping[str, ReceiptStatus] = {
+    "SUBMITTED": ReceiptStatus.ACCEPTED,
+    "DELIVERED": ReceiptStatus.DELIVERED,
+    "READ": ReceiptStatus.DELIVERED,
+    "REJECTED": ReceiptStatus.REJECTED,
+    "UNDELIVERABLE": ReceiptStatus.FAILED,
+}
 
 
 def parse_vonage(
@@ -66,6 +82,8 @@ def parse_vonage(
     values: dict[str, str | None]
     if is_json_body(body, content_type):
         document = load_json_object(body, FORMAT)
+        if "message_uuid" in document:
+            return _messages_api(body, document, profile)
         values = {name: json_text(document, name) for name in _FIELDS}
         redacted, redactions = redacted_json_body(body, document, FORMAT)
     else:
@@ -91,4 +109,32 @@ def parse_vonage(
         recipient=values["msisdn"],
         warnings=tuple(warnings),
     )
+    return ParsedReceipts((receipt,), redacted, redactions)
+
+
+def _messages_api(
+    body: bytes, document: Mapping[str, object], profile: CarrierProfile
+) -> ParsedReceipts:
+    """Parse a Messages API status webhook (JSON with ``message_uuid``)."""
+    word = (json_text(document, "status") or "").strip()
+    if not word:
+        raise ReceiptParseError(FORMAT, "status", "", "status is missing")
+    status, warning = lookup_status(word, MESSAGES_STATUSES, profile)
+    warnings = [] if warning is None else [warning]
+    stamp = json_text(document, "timestamp")
+    done_at = read_iso_field(stamp, "timestamp", UTC, warnings)
+    error = document.get("error")
+    code = json_text(error, "title") if isinstance(error, dict) else None
+    receipt = build_receipt(
+        status,
+        profile,
+        carrier_message_id=json_text(document, "message_uuid"),
+        error_code=code,
+        error_table="vonage-messages",
+        done_at=done_at,
+        source_time=stamp,
+        recipient=json_text(document, "to"),
+        warnings=tuple(warnings),
+    )
+    redacted, redactions = redacted_json_body(body, document, FORMAT)
     return ParsedReceipts((receipt,), redacted, redactions)
