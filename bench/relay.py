@@ -8,9 +8,11 @@ by --postgres (dropped afterwards), or a SQLite file with --sqlite.
    run publishes all of them twice, each time to a fresh stream. First a bare
    pipelined nats-py publisher (``publish_async``, with the relay's limit of
    pending acknowledgements) sends the very subjects, headers and payloads the
-   relay would send, prepared beforehand. Then the relay reads, decodes and
-   encodes the log as it publishes. The bare publisher is the ceiling of the
-   relay's publishing path on the machine.
+   relay would send, prepared beforehand, from this process with Python's
+   default garbage collector settings. Then ``smsledger relay`` runs as a
+   process and reads, decodes and encodes the log as it publishes; its rate is
+   taken from the acknowledged position it stores every 0.2 s. The bare
+   publisher is the ceiling of the relay's publishing path on the machine.
 2. Lag. ``smsledger relay`` and ``smsledger project --source nats`` run as
    processes while another process appends --rate events per second for
    --seconds seconds (100 per transaction). Lags count from each event's
@@ -49,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.js.errors
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +62,7 @@ sys.path[0:0] = [str(ROOT / "src"), str(ROOT)]
 from tests.relay.traffic import message_steps, run_traffic  # noqa: E402
 from tests.support.servers import NatsServer, free_port  # noqa: E402
 
-from ledger.relay import Relay, RelayConfig  # noqa: E402
+from ledger.relay import read_relay_status  # noqa: E402
 from ledger.relay.decode import EventDecoder  # noqa: E402
 from ledger.relay.envelope import PUBLISHED_TOPICS  # noqa: E402
 from ledger.relay.reader import _Encoder  # noqa: E402
@@ -69,6 +72,7 @@ from projections.database import DatabaseTarget  # noqa: E402
 from projections.runner import read_positions  # noqa: E402
 
 MAX_IN_FLIGHT = 1024
+SMSLEDGER = str(ROOT / ".venv" / "bin" / "smsledger")
 MASTER_KEY = base64.b64encode(b"b" * 32).decode()
 EVENTS_PER_MESSAGE = 4.3  # measured average of the traffic mix, RetryAdvised included
 
@@ -105,16 +109,6 @@ def make_settings(url: str, data_dir: Path, **extra: Any) -> Settings:
     )
 
 
-def relay_config(nats_url: str, stream: str) -> RelayConfig:
-    return RelayConfig(
-        nats_servers=(nats_url,),
-        stream=stream,
-        subject_prefix=f"bench.{stream}",
-        max_in_flight=MAX_IN_FLIGHT,
-        check_interval_seconds=10.0,
-    )
-
-
 # ------------------------------------------------------------ throughput
 
 
@@ -136,28 +130,50 @@ async def bare_publish(nats_url: str, stream: str, messages: list[Any]) -> float
         await client.close()
 
 
-async def relay_publish(runtime: Runtime, nats_url: str, stream: str, last: int) -> float:
-    """Publish the log with a relay; return events per second once publishing started."""
-    relay = Relay(runtime.store, relay_config(nats_url, stream))
-    task = asyncio.create_task(relay.run())
-    first_seen: tuple[float, int] | None = None
-    while relay.snapshot().acked_position < last:
-        if task.done():
-            task.result()
-        acked = relay.snapshot().acked_position
-        if first_seen is None and acked > 0:
-            first_seen = (time.perf_counter(), acked)
-        await asyncio.sleep(0.02)
-    finished = time.perf_counter()
-    await relay.stop()
-    await task
+async def relay_publish(
+    runtime: Runtime, url: str, nats_url: str, stream: str, last: int, encoder_processes: int
+) -> float:
+    """Publish the log with ``smsledger relay``; return events per second once it started."""
+    env = relay_env(url, nats_url, stream)
+    env["SMSLEDGER_RELAY_ENCODER_PROCESSES"] = str(encoder_processes)
+    relay = subprocess.Popen([SMSLEDGER, "relay"], env=env)
+    try:
+        first_seen: tuple[float, int] | None = None
+        while True:
+            acked = read_relay_status(runtime.store, stream).acked_position
+            now = time.perf_counter()
+            if first_seen is None and acked > 0:
+                first_seen = (now, acked)
+            if acked >= last:
+                break
+            if relay.poll() is not None:
+                raise RuntimeError(f"relay exited with status {relay.returncode}")
+            await asyncio.sleep(0.02)
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        relay.wait(timeout=30)
     assert first_seen is not None
     client = await nats.connect(nats_url)
     try:
         await client.jetstream().delete_stream(stream)
     finally:
         await client.close()
-    return (last - first_seen[1]) / (finished - first_seen[0])
+    return (last - first_seen[1]) / (now - first_seen[0])
+
+
+def relay_env(url: str, nats_url: str, stream: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSLEDGER_")}
+    env.update(
+        SMSLEDGER_DATABASE_URL=url,
+        SMSLEDGER_MASTER_KEY=MASTER_KEY,
+        SMSLEDGER_NATS_URL=nats_url,
+        SMSLEDGER_NATS_STREAM=stream,
+        SMSLEDGER_NATS_SUBJECT_PREFIX=f"bench.{stream}",
+        SMSLEDGER_RELAY_MAX_IN_FLIGHT=str(MAX_IN_FLIGHT),
+        SMSLEDGER_LOG_LEVEL="WARNING",
+        SMSLEDGER_METRICS_ADDRESS="",
+    )
+    return env
 
 
 def prepared_messages(runtime: Runtime) -> list[Any]:
@@ -228,13 +244,35 @@ def recorded_times(url: str, data_dir: str) -> list[datetime]:
 
 
 def applied_through(target: DatabaseTarget) -> int:
-    """Return how many events all NATS-fed projections have applied."""
+    """Return how many events all NATS-fed projections have applied; -1 before they start."""
     conn = target.connect()
     try:
         positions = [p for name, (p, _) in read_positions(conn).items() if name.endswith("@nats")]
+    except psycopg.errors.UndefinedTable:
+        return -1
     finally:
         conn.close()
-    return min(positions) if len(positions) == 3 else 0
+    return min(positions) if len(positions) == 3 else -1
+
+
+async def wait_for_stream(client: Any, stream: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            await client.jetstream().stream_info(stream)
+            return
+        except nats.js.errors.NotFoundError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def wait_for_projections(target: DatabaseTarget, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while await asyncio.to_thread(applied_through, target) < 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the NATS-fed projections did not start")
+        await asyncio.sleep(0.1)
 
 
 async def measure_lag(
@@ -242,19 +280,7 @@ async def measure_lag(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Return percentiles of commit-to-stream and commit-to-read-model lag."""
     stream = f"LAG{uuid.uuid4().hex[:6].upper()}"
-    smsledger = str(ROOT / ".venv" / "bin" / "smsledger")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSLEDGER_")}
-    env.update(
-        SMSLEDGER_DATABASE_URL=url,
-        SMSLEDGER_MASTER_KEY=MASTER_KEY,
-        SMSLEDGER_NATS_URL=nats_url,
-        SMSLEDGER_NATS_STREAM=stream,
-        SMSLEDGER_NATS_SUBJECT_PREFIX=f"bench.{stream}",
-        SMSLEDGER_LOG_LEVEL="WARNING",
-        SMSLEDGER_METRICS_ADDRESS="",
-    )
-    relay = subprocess.Popen([smsledger, "relay"], env=env)
-    projector = subprocess.Popen([smsledger, "project", "--source", "nats"], env=env)
+    env = relay_env(url, nats_url, stream)
     target = DatabaseTarget.from_env(storage_env(url, data_dir))
     client = await nats.connect(nats_url)
     stream_lags: list[float] = []
@@ -264,24 +290,32 @@ async def measure_lag(
         stream_lags.append((datetime.now(UTC) - recorded).total_seconds())
 
     await client.subscribe(f"bench.{stream}.>", cb=arrived)
-    await asyncio.sleep(3)  # the relay and the projector connect, the stream is created
-    writer = multiprocessing.get_context("spawn").Process(
-        target=paced_writer, args=(url, data_dir, rate, seconds)
-    )
-    writer.start()
-    # Sample how far the read models are every 20 ms while the writer runs.
+    processes = [subprocess.Popen([SMSLEDGER, "relay"], env=env)]
     samples: list[tuple[datetime, int]] = []
-    while writer.is_alive() or len(samples) < 2 or samples[-1][1] < len(stream_lags):
-        count = await asyncio.to_thread(applied_through, target)
-        samples.append((datetime.now(UTC), count))
-        if not writer.is_alive() and len(samples) > 500 and samples[-1][1] == samples[-250][1]:
-            break  # the read models stopped moving
-        await asyncio.sleep(0.02)
-    writer.join()
-    for process in (relay, projector):
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-    await client.close()
+    try:
+        # Start the projector once the relay created the stream, then wait
+        # until it has created its tables.
+        await wait_for_stream(client, stream, 30)
+        processes.append(subprocess.Popen([SMSLEDGER, "project", "--source", "nats"], env=env))
+        await wait_for_projections(target, 30)
+        writer = multiprocessing.get_context("spawn").Process(
+            target=paced_writer, args=(url, data_dir, rate, seconds)
+        )
+        writer.start()
+        # Sample how far the read models are every 20 ms while the writer runs.
+        while writer.is_alive() or len(samples) < 2 or samples[-1][1] < len(stream_lags):
+            count = await asyncio.to_thread(applied_through, target)
+            samples.append((datetime.now(UTC), count))
+            stalled = len(samples) > 500 and samples[-1][1] == samples[-250][1]
+            if not writer.is_alive() and stalled:
+                break  # the read models stopped moving
+            await asyncio.sleep(0.02)
+        writer.join()
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        await client.close()
 
     recorded = recorded_times(url, data_dir)
     model_lags = []
@@ -332,7 +366,11 @@ async def run(args: argparse.Namespace) -> None:
         for index in range(args.runs):
             stream = f"BARE{index}"
             bare_rates.append(await bare_publish(server.url, stream, retarget(messages, stream)))
-            relay_rates.append(await relay_publish(runtime, server.url, f"RELAY{index}", last))
+            relay_rates.append(
+                await relay_publish(
+                    runtime, url, server.url, f"RELAY{index}", last, args.encoder_processes
+                )
+            )
             print(
                 f"run {index + 1}: bare {bare_rates[-1]:,.0f} msgs/s, "
                 f"relay {relay_rates[-1]:,.0f} events/s",
@@ -345,7 +383,7 @@ async def run(args: argparse.Namespace) -> None:
         print(f"relay, median:          {relay:,.0f} events/s ({relay / bare:.2f} x bare)")
 
         lag_runs = []
-        for _ in range(args.runs):
+        for _ in range(0 if args.skip_lag else args.runs):
             # A fresh ledger per run, so that only events written at the rate count.
             lag_dir = Path(tempfile.mkdtemp(prefix="smsledger-bench-lag-"))
             lag_url, lag_schema = open_database(args, lag_dir)
@@ -365,6 +403,8 @@ async def run(args: argparse.Namespace) -> None:
                 f"max {to_model['max_ms']:.0f} ms ({to_model['events']:,.0f} events)",
                 flush=True,
             )
+        if not lag_runs:
+            return
         stream_p99 = statistics.median(r[0]["p99_ms"] for r in lag_runs)
         model_p99 = statistics.median(r[1]["p99_ms"] for r in lag_runs)
         print(
@@ -386,6 +426,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs of each measurement")
     parser.add_argument("--rate", type=float, default=2000, help="events per second, lag part")
     parser.add_argument("--seconds", type=float, default=20, help="length of a lag run")
+    parser.add_argument(
+        "--encoder-processes",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="relay setting for the throughput part: 1 decodes in a separate process",
+    )
+    parser.add_argument("--skip-lag", action="store_true", help="measure the throughput only")
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--postgres",

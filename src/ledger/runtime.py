@@ -58,7 +58,7 @@ def build_runtime(settings: Settings, *, create_tables: bool = True) -> Runtime:
     """Open storage and build the ledger for ``settings``."""
     connections = load_connections(settings)
     store = LedgerStore(storage_config(settings, create_tables=create_tables))
-    crypto = SubjectCrypto(settings.master_key_bytes())
+    crypto = SubjectCrypto(settings.master_key_bytes(), settings.previous_master_key_bytes())
     ledger = Ledger(store, crypto, ledger_config(settings, connections))
     return Runtime(settings, store, ledger, connections)
 

@@ -329,6 +329,68 @@ class Settings(BaseSettings):
         ),
     )
 
+    tokens_file: Path | None = Field(
+        default=None,
+        description=(
+            "TOML file of bearer tokens (stored as SHA-256 digests) and their roles and "
+            "tenants. When unset, gRPC calls are not authenticated: keep the server on "
+            "loopback then. `smsledger tokens hash` prints a new token and its entry."
+        ),
+    )
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description=(
+            "PEM certificate chain of the gRPC server. With TLS_KEY_FILE it turns "
+            "GRPC_ADDRESS into a TLS-only port; no plaintext port remains."
+        ),
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="PEM private key of TLS_CERT_FILE."
+    )
+    tls_client_ca_file: Path | None = Field(
+        default=None,
+        description=(
+            "PEM certificates of the CAs that sign client certificates. When set, every "
+            "gRPC client must present a valid certificate from one of them (mutual TLS)."
+        ),
+    )
+    client_rate_per_second: float = Field(
+        default=2000.0,
+        gt=0,
+        description=(
+            "gRPC calls accepted per second from one client (one token, or one peer host "
+            "when authentication is off); beyond it RESOURCE_EXHAUSTED with a retry delay."
+        ),
+    )
+    client_burst: int = Field(
+        default=4000,
+        gt=0,
+        description="gRPC calls one client may make at once above its rate.",
+    )
+    client_max_in_flight: int = Field(
+        default=256,
+        gt=0,
+        description=(
+            "gRPC calls of one client in progress at once; more get RESOURCE_EXHAUSTED."
+        ),
+    )
+    previous_master_keys: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Comma-separated base64 master keys that subject keys may still be wrapped "
+            "under during a rotation; reads try them after MASTER_KEY, new keys use "
+            "MASTER_KEY only. Remove them once `smsledger keys rotate` has run."
+        ),
+    )
+    erasure_log_file: Path | None = Field(
+        default=None,
+        description=(
+            "Append-only file of erasures (tenant, blind index, key id, time; never the "
+            "number), so that `smsledger erase --reapply` can repeat them on a database "
+            "restored from a backup. Keep it outside the database's backups."
+        ),
+    )
+
     @field_validator("nats_stream")
     @classmethod
     def _check_nats_stream(cls, value: str) -> str:
@@ -365,6 +427,27 @@ class Settings(BaseSettings):
         if len(raw) != 32:
             raise ValueError(f"decodes to {len(raw)} bytes; 32 are needed")
         return value
+
+    @field_validator("previous_master_keys")
+    @classmethod
+    def _check_previous_master_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        for position, item in enumerate(value.get_secret_value().split(",")):
+            try:
+                raw = base64.b64decode(item.strip(), validate=True)
+            except (binascii.Error, ValueError) as error:
+                raise ValueError(f"key {position + 1} is not valid base64") from error
+            if len(raw) != 32:
+                raise ValueError(f"key {position + 1} decodes to {len(raw)} bytes; 32 are needed")
+        return value
+
+    def previous_master_key_bytes(self) -> tuple[bytes, ...]:
+        """Return the previous master keys, oldest last, as configured."""
+        if self.previous_master_keys is None:
+            return ()
+        items = self.previous_master_keys.get_secret_value().split(",")
+        return tuple(base64.b64decode(item.strip()) for item in items if item.strip())
 
     @property
     def resolved_database_url(self) -> str:

@@ -30,12 +30,15 @@ from projections.fold import MessageFold, to_micros
 from projections.histogram import bucket_of
 
 __all__ = [
+    "FINAL_COUNTERS",
     "LATENCY_METRICS",
     "PERF_COUNTERS",
     "CauseKey",
     "Contribution",
     "LatencyKey",
     "PerfKey",
+    "add_into",
+    "final_outcomes",
     "latency_contribution",
     "perf_contribution",
 ]
@@ -71,8 +74,16 @@ CauseKey = tuple[str, str, str, int, str, str, int]
 LatencyKey = tuple[str, str, str, int, str, int]
 """(tenant, carrier, country, cohort hour, metric, bucket)."""
 
-# Outcomes that end a message, by the counter that counts them.
-_FINAL_COUNTERS = ("delivered", "failed_permanent", "failed_transient", "rejected", "expired")
+FINAL_COUNTERS = (
+    "delivered",
+    "failed_permanent",
+    "failed_transient",
+    "rejected",
+    "expired",
+    "unknown",
+    "accepted_final",
+)
+"""Counters of final outcomes: each message with a final outcome is in exactly one."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +165,7 @@ def _final_counter(status: Status, permanent: bool | None) -> str:
 
 def final_outcomes(counters: dict[str, int]) -> int:
     """Return the number of messages with a final outcome in a counter row."""
-    return sum(counters[name] for name in (*_FINAL_COUNTERS, "unknown", "accepted_final"))
+    return sum(counters[name] for name in FINAL_COUNTERS)
 
 
 def latency_contribution(fold: MessageFold) -> dict[LatencyKey, int]:

@@ -41,7 +41,7 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
 
 @dataclass(frozen=True)
 class DatabaseTarget:
-    """Where the read models are: a SQLite file or a PostgreSQL schema.
+    """Location of the read models: a SQLite file or a PostgreSQL schema.
 
     Built from the eventsourcing settings of the ledger's store
     (``StorageConfig.eventsourcing_env()``).
@@ -279,8 +279,8 @@ class Connection:
         """Run the block in one transaction that holds the write lock from its start.
 
         On SQLite the transaction begins IMMEDIATE, so it never fails halfway
-        because another writer took the lock; on PostgreSQL row locks are
-        taken by the statements themselves.
+        because another writer took the lock. On PostgreSQL the statements
+        take their row locks themselves.
         """
         if self.target.is_postgres:
             with self.raw.transaction():

@@ -18,8 +18,8 @@ def message_row(change: Change) -> tuple[Any, ...]:
 
     The fields follow the ledger's ``GetMessage`` response: ``carrier`` is the
     carrier of the attempt that produced the status, ``accepted_at`` the first
-    acceptance of any attempt, and the error is the one of the outcome that
-    holds (none once delivered).
+    acceptance of any attempt, and the error is the one of the current
+    outcome (none once delivered).
     """
     fold: MessageFold = change.fold
     outcome = fold.outcome

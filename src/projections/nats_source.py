@@ -77,6 +77,7 @@ _KINDS: dict[str, type[Any]] = {
         "Rejected",
         "Unknown",
         "RetryAdvised",
+        "DestinationErased",
     )
 }
 _STATUS_NAMES = {value: name for name, value in events_pb2.MessageStatus.items()}
@@ -109,7 +110,7 @@ class NatsSourceOptions:
     subjects: str
     consumer: str = "smsledger-projections"
     batch_size: int = 1000
-    fetch_timeout_seconds: float = 1.0
+    fetch_timeout_seconds: float = 0.05
     retry_delay_seconds: float = 1.0
     exclusive: bool = True
     backoff_initial_seconds: float = 0.5
@@ -367,6 +368,8 @@ class NatsProjectionWorker:
         )
 
         ready: list[LogEvent] = []
+        # Index in `ready` -> log position, for events read from the log.
+        from_log: dict[int, int] = {}
         deferred: list[Msg] = []
         done: list[Msg] = []
         versions: dict[str, _Known] = {}
@@ -380,13 +383,17 @@ class NatsProjectionWorker:
                 deferred.append(msg)
                 continue
             if not complete and not self._completes(event, known):
-                event = await asyncio.to_thread(self._from_log, log_position, event)
+                from_log[len(ready)] = log_position
             if event.kind in (Message.Submitted, Message.Resubmitted):
                 known.segment_counts[event.data["attempt"]] = event.data["segment_count"]
             known.version = event.version
             ready.append(event)
             done.append(msg)
 
+        if from_log:
+            found = await asyncio.to_thread(self._read_log, sorted(from_log.values()))
+            for index, log_position in from_log.items():
+                ready[index] = found[log_position]
         if ready:
             base = projector.position
             for index, event in enumerate(ready):
@@ -416,15 +423,30 @@ class NatsProjectionWorker:
             return False  # an inferred expiry: its effect is not in the payload
         return known.segment_counts.get(event.data["attempt"]) == 1
 
-    def _from_log(self, position: int, fallback: LogEvent) -> LogEvent:
-        self.read_from_log += 1
-        entries = self.store.notifications(position, 1)
-        if not entries or entries[0].id != position:
+    def _read_log(self, positions: list[int]) -> dict[int, LogEvent]:
+        """Read the events at ``positions`` from the ledger's log, one query per run."""
+        self.read_from_log += len(positions)
+        wanted = set(positions)
+        found: dict[int, LogEvent] = {}
+        index = 0
+        while index < len(positions):
+            # One range query covers the positions that lie close together.
+            first = positions[index]
+            last = first
+            while index + 1 < len(positions) and positions[index + 1] - last <= 1000:
+                index += 1
+                last = positions[index]
+            index += 1
+            for entry in self.store.notifications(first, last - first + 1):
+                if entry.id in wanted:
+                    found[entry.id] = self._decoder.decode(entry)
+        missing = wanted - set(found)
+        if missing:
             raise ValueError(
-                f"log position {position} of event {fallback.aggregate_id} v{fallback.version} "
-                "is not in the ledger's log; the stream and the database disagree"
+                f"log positions {sorted(missing)[:5]} are not in the ledger's log; the stream "
+                "and the database disagree"
             )
-        return self._decoder.decode(entries[0])
+        return found
 
     def _copy_known(self, aggregate_id: str) -> _Known:
         known = self._known.get(aggregate_id)

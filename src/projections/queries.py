@@ -2,7 +2,7 @@
 
 Statistics are selected by cohort hour: a range ``[start, end)`` takes every
 hour that overlaps it, and merges counts and histogram buckets across hours,
-carriers, countries and tenants as the grouping asks.
+carriers, countries and tenants as the request's grouping requires.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from projections.counting import LATENCY_METRICS, PERF_COUNTERS
+from projections.counting import LATENCY_METRICS, PERF_COUNTERS, final_outcomes
 from projections.database import Connection
 from projections.histogram import quantiles
 from projections.tables import (
@@ -168,7 +168,7 @@ def list_messages(
 
 @dataclass(frozen=True)
 class StatsQuery:
-    """Which statistics to merge.
+    """Selection and grouping of the statistics to merge.
 
     Attributes:
         start: Start of the range, epoch seconds (inclusive).
@@ -220,16 +220,7 @@ class PerformanceGroup:
     @property
     def finals(self) -> int:
         """Messages with a final outcome."""
-        c = self.counters
-        return (
-            c["delivered"]
-            + c["failed_permanent"]
-            + c["failed_transient"]
-            + c["rejected"]
-            + c["expired"]
-            + c["unknown"]
-            + c["accepted_final"]
-        )
+        return final_outcomes(self.counters)
 
     @property
     def pending(self) -> int:

@@ -28,14 +28,14 @@ __all__ = ["ProjectionStatus", "RebuildResult", "paused_gc", "projection_status"
 logger = logging.getLogger(__name__)
 
 SWAP_LOCK_TIMEOUT = "30s"
-"""Longest wait of the swap for table locks held by readers (PostgreSQL)."""
+"""Maximum wait of the swap for table locks held by readers (PostgreSQL)."""
 
 
 @contextmanager
 def paused_gc() -> Iterator[None]:
     """Pause Python's cyclic garbage collector for the block, for a rebuild process.
 
-    Folds contain no reference cycles, so reference counting frees them; the
+    Folds contain no reference cycles, so reference counting frees them. The
     cyclic collector only rescans the large fold cache, which cost about 7% of
     a rebuild's time in ``bench/projections.py``. It affects the whole process.
     """

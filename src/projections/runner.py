@@ -8,7 +8,7 @@ projector, a rebuild that swapped tables in, or a retry after a lost commit
 got there first, the update finds no row, the transaction rolls back and the
 projector reloads: no event is applied twice. Reading with ``position > last`` never skips an event
 because the ledger's inserts commit in position order (a table lock on
-PostgreSQL, the single writer of SQLite); positions of rolled-back inserts are
+PostgreSQL, the single writer of SQLite). Positions of rolled-back inserts are
 gaps that nothing ever fills.
 """
 

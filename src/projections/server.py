@@ -36,22 +36,31 @@ class ReadModels:
     """
 
     def __init__(self, runtime: Runtime) -> None:
-        self.target = DatabaseTarget.from_env(runtime.store.config.eventsourcing_env())
-        self.pool = ConnectionPool(self.target)
+        self.target: DatabaseTarget | None = None
+        self.pool: ConnectionPool | None = None
         self.worker: ProjectionWorker | None = None
+        self._task: asyncio.Task[None] | None = None
+        try:
+            self.target = DatabaseTarget.from_env(runtime.store.config.eventsourcing_env())
+        except ValueError as error:
+            # An in-memory SQLite database: the server runs without read models.
+            logger.warning("read models disabled: %s", error)
+            return
+        self.pool = ConnectionPool(self.target)
         if runtime.settings.projections_in_server:
             self.worker = ProjectionWorker(runtime.store, self.target, worker_options(runtime))
-        self._task: asyncio.Task[None] | None = None
 
     def register(self, server: grpc.aio.Server) -> None:
-        """Add the query service to ``server``."""
-        readmodels_pb2_grpc.add_ReadModelServiceServicer_to_server(
-            ReadModelServicer(self.pool), server
-        )
+        """Add the query service to ``server`` (unless the read models are disabled)."""
+        if self.pool is not None:
+            readmodels_pb2_grpc.add_ReadModelServiceServicer_to_server(
+                ReadModelServicer(self.pool), server
+            )
 
     async def start(self) -> None:
         """Open the query pool and start the projections."""
-        self.pool.open()
+        if self.pool is not None:
+            self.pool.open()
         if self.worker is not None:
             self._task = asyncio.create_task(self.worker.run(), name="projections")
 
@@ -61,4 +70,5 @@ class ReadModels:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await asyncio.to_thread(self.pool.close)
+        if self.pool is not None:
+            await asyncio.to_thread(self.pool.close)

@@ -47,13 +47,13 @@ class WorkerOptions:
 
     Attributes:
         batch_size: Maximum number of events per transaction.
-        poll_interval_seconds: Longest wait between looks at the log; with
+        poll_interval_seconds: Maximum wait between reads of the log; with
             LISTEN a notification usually ends the wait earlier.
         listen: Wait for notifications (PostgreSQL only).
         exclusive: Take the PostgreSQL advisory lock so that one worker per
             schema projects at a time.
         backoff_initial_seconds: First wait after a failure.
-        backoff_max_seconds: Longest wait after repeated failures.
+        backoff_max_seconds: Maximum wait after repeated failures.
     """
 
     batch_size: int = 1000

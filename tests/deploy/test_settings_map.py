@@ -38,8 +38,17 @@ def test_rendered_env_names_are_settings(helm: Path) -> None:
 
     known = {f"SMSLEDGER_{name.upper()}" for name in Settings.model_fields}
     assert names - known == set()
-    # Every setting but the relay's NATS URL and the unset connections file.
-    assert known - names == {"SMSLEDGER_NATS_URL", "SMSLEDGER_CONNECTIONS_FILE"}
+    # Every setting but the relay's NATS URL and the unset files and keys.
+    assert known - names == {
+        "SMSLEDGER_NATS_URL",
+        "SMSLEDGER_CONNECTIONS_FILE",
+        "SMSLEDGER_TOKENS_FILE",
+        "SMSLEDGER_TLS_CERT_FILE",
+        "SMSLEDGER_TLS_KEY_FILE",
+        "SMSLEDGER_TLS_CLIENT_CA_FILE",
+        "SMSLEDGER_PREVIOUS_MASTER_KEYS",
+        "SMSLEDGER_ERASURE_LOG_FILE",
+    }
 
 
 def test_configuration_doc_is_fresh() -> None:

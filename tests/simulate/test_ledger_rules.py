@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from ledger.application.commands import RecordAcceptance, RecordReceipt, SubmitMessage
 from ledger.application.results import CommandResult, Disposition
 from ledger.domain.outcomes import Status

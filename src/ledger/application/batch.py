@@ -437,6 +437,7 @@ class Batch:
                 trace_context=command.trace_context,
             )
             self._messages[aggregate_id] = message
+            self.side.subject_messages.append((key_id, aggregate_id))
             return self._result(message, 0)
 
         before = message.version

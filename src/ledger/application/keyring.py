@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
 
-from ledger.privacy.subjects import SubjectCrypto
+from ledger.privacy.subjects import INDEX_KEY_ID, SubjectCrypto
 from ledger.storage.records import SubjectKeyRow
 from ledger.storage.store import LedgerStore
 
@@ -17,18 +18,25 @@ logger = logging.getLogger(__name__)
 
 
 class _LRU:
-    def __init__(self, capacity: int) -> None:
-        self._items: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+    """Least-recently-used cache whose entries also expire ``ttl`` seconds after insertion."""
+
+    def __init__(self, capacity: int, ttl: float) -> None:
+        self._items: OrderedDict[str, tuple[float, tuple[str, bytes]]] = OrderedDict()
         self._capacity = capacity
+        self._ttl = ttl
 
     def get(self, key: str) -> tuple[str, bytes] | None:
         item = self._items.get(key)
-        if item is not None:
-            self._items.move_to_end(key)
-        return item
+        if item is None:
+            return None
+        if item[0] <= time.monotonic():
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return item[1]
 
     def put(self, key: str, value: tuple[str, bytes]) -> None:
-        self._items[key] = value
+        self._items[key] = (time.monotonic() + self._ttl, value)
         self._items.move_to_end(key)
         while len(self._items) > self._capacity:
             self._items.popitem(last=False)
@@ -40,18 +48,55 @@ class _LRU:
 class Keyring:
     """Finds, creates and unwraps subject keys, caching unwrapped keys in memory.
 
+    Unwrapped keys stay cached for at most ``ttl_seconds``, so that an
+    erasure made by another process (``smsledger erase``) stops this one from
+    using the destroyed key within that time.
+
     Args:
         store: Where wrapped keys live.
         crypto: Key operations under the master key.
         capacity: How many subjects' keys to keep unwrapped in memory.
+        ttl_seconds: How long an unwrapped key stays cached.
+
+    Raises:
+        ValueError: The stored blind-index key does not verify under the
+            configured master keys.
     """
 
-    def __init__(self, store: LedgerStore, crypto: SubjectCrypto, capacity: int = 100_000) -> None:
+    def __init__(
+        self,
+        store: LedgerStore,
+        crypto: SubjectCrypto,
+        capacity: int = 100_000,
+        ttl_seconds: float = 60.0,
+    ) -> None:
         self.store = store
         self.crypto = crypto
-        self._by_subject = _LRU(capacity)
-        self._by_id = _LRU(capacity)
+        self._by_subject = _LRU(capacity, ttl_seconds)
+        self._by_id = _LRU(capacity, ttl_seconds)
         self._lock = threading.Lock()
+        crypto.use_index_key(self._load_index_key())
+
+    def _load_index_key(self) -> bytes:
+        """Return the stored blind-index key, storing the derived one on first use.
+
+        The first value is the key derived from the master key, so that blind
+        indexes written before the index key was stored keep matching.
+        """
+        wrapped = self.store.subject_keys([INDEX_KEY_ID]).get(INDEX_KEY_ID)
+        if wrapped is None:
+            key = self.crypto.derived_index_key
+            self.store.insert_index_key(INDEX_KEY_ID, self.crypto.wrap(INDEX_KEY_ID, key))
+            wrapped = self.store.subject_keys([INDEX_KEY_ID]).get(INDEX_KEY_ID)
+            if wrapped is None:
+                raise ValueError("the blind-index key could not be stored")
+        try:
+            return self.crypto.unwrap(INDEX_KEY_ID, wrapped)
+        except ValueError as error:
+            raise ValueError(
+                "the stored blind-index key does not verify: SMSLEDGER_MASTER_KEY (or one of "
+                "SMSLEDGER_PREVIOUS_MASTER_KEYS) must be the key this database was written with"
+            ) from error
 
     def lookup(
         self, subjects: Iterable[tuple[str, str]]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from ledger.cli.audit import history_command, verify_command
+from ledger.cli.erase import erase_command
+from ledger.cli.keys import keys_group, tokens_group
 from ledger.cli.migrate import migrate_command
 from ledger.cli.projections import project_command, projections_group, report_command
 from ledger.cli.receipts import receipts_group
@@ -33,3 +35,6 @@ main.add_command(project_command)
 main.add_command(projections_group)
 main.add_command(report_command)
 main.add_command(webhooks_group)
+main.add_command(erase_command)
+main.add_command(keys_group)
+main.add_command(tokens_group)

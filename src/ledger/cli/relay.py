@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -22,6 +23,9 @@ from ledger.telemetry import Telemetry
 __all__ = ["relay_command"]
 
 logger = logging.getLogger(__name__)
+
+_GC_THRESHOLD = 50_000
+"""Allocations between two collections of the youngest generation (Python's default: 700)."""
 
 
 def _load(database_url: str | None, nats_url: str | None, stream: str | None) -> Settings:
@@ -88,6 +92,20 @@ def _print_status(settings: Settings, as_json: bool) -> None:
         click.echo(f"{key}: {value}")
 
 
+def tune_garbage_collector() -> None:
+    """Collect cyclic garbage less often, for a process that allocates per event.
+
+    With the default threshold (700 allocations) the collector runs every
+    few events and scans the in-flight window each time. Raising it cut the
+    relay's CPU time per event by about 15% in a run of the publishers of
+    ``bench/relay.py`` on a busy 2-core machine (estimate from two runs).
+    Objects alive after start-up are frozen out of the scans.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_GC_THRESHOLD, 50, 100)
+
+
 async def _run(relay: Relay, settings: Settings) -> None:
     telemetry = Telemetry.from_settings(settings, "smsledger-relay")
     telemetry.watch_relay(relay)
@@ -138,6 +156,7 @@ def relay_command(
         raise click.ClickException(str(error)) from error
     configure_logging(settings.log_format, settings.log_level)
     store = _open_store(settings)
+    tune_garbage_collector()
     try:
         asyncio.run(_run(Relay(store, config), settings))
     except FencedError as error:

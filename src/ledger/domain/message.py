@@ -180,6 +180,8 @@ class Message(Aggregate):
         # Trace context of the command being applied; set by the application
         # before each command and copied into the events it triggers.
         trace_context: str | None
+        # Set by DestinationErased; absent until then.
+        destination_erased: bool
 
     @staticmethod
     def create_id(tenant: str, message_id: str) -> uuid.UUID:
@@ -399,6 +401,30 @@ class Message(Aggregate):
             aggregate.retry_advice = RetryAdvice(
                 self.retry, self.not_before, self.attempts_left, self.reason
             )
+            aggregate.last_hash = self.hash
+
+    class DestinationErased(Aggregate.Event):
+        """The destination's data subject was erased: its key is destroyed, so the
+        stored destination and raw payloads of the message can no longer be read.
+
+        Carries no personal data; consumers of the event stream drop their
+        copies of the message's personal data when they see it.
+        """
+
+        tenant: str
+        message_id: str
+        attempt: int
+        key_id: str
+        occurred_at: datetime
+        status_after: str
+        final_after: bool
+        conflict_after: bool
+        hash: str
+        trace_context: str | None
+
+        def apply(self, aggregate: Message) -> None:
+            """Mark the destination erased; the message's outcome stands."""
+            aggregate.destination_erased = True
             aggregate.last_hash = self.hash
 
     RECEIPT_EVENTS: ClassVar[dict[Status, type[Message.ReceiptEvent]]]
@@ -786,6 +812,19 @@ class Message(Aggregate):
             policy,
         )
         return True
+
+    def record_erasure(self, *, erased_at: datetime, recorded_at: datetime) -> None:
+        """Record that the destination's subject key was destroyed at ``erased_at``."""
+        outcome = self.outcome
+        fields: dict[str, Any] = {
+            "attempt": self.current_attempt.number,
+            "key_id": self.destination.key_id,
+            "occurred_at": erased_at,
+            "status_after": outcome.status.value,
+            "final_after": outcome.final,
+            "conflict_after": self.conflict,
+        }
+        self._trigger(self.DestinationErased, recorded_at, fields)
 
     # ----------------------------------------------------------------- helpers
 

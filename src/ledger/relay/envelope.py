@@ -54,6 +54,7 @@ PUBLISHED_EVENT_TYPES: tuple[type[Any], ...] = (
     Message.Rejected,
     Message.Unknown,
     Message.RetryAdvised,
+    Message.DestinationErased,
 )
 """Lifecycle events that go on the stream (the event types of the history API);
 any other log entry is skipped.

@@ -22,6 +22,7 @@ import contextlib
 import enum
 import logging
 import os
+import random
 import socket
 import sqlite3
 import time
@@ -141,23 +142,33 @@ class Relay:
             self._link.on_disconnect(self._connection_lost)
             if not await self._until_stopped(self._setup_database()):
                 return
+            losses = 0
             while not self._stopping.is_set():
                 if not await self._acquire():
                     return
+                started = time.monotonic()
                 try:
                     await self._lead()
                 except FencedError as error:
-                    logger.warning(
+                    await self._db.release()
+                    if not self._db.takes_lock:
+                        raise
+                    # A turn that lasted a while was a healthy one: start over.
+                    losses = 1 if time.monotonic() - started > 60 else losses + 1
+                    level = logging.WARNING if losses == 1 else logging.DEBUG
+                    logger.log(
+                        level,
                         "relay lost its turn; it stopped publishing",
                         extra={
                             "stream": self.config.stream,
                             "epoch": self._epoch,
                             "error": str(error),
+                            "losses": losses,
                         },
                     )
-                    await self._db.release()
-                    if not self._db.takes_lock:
-                        raise
+                    # Back off when the turn keeps failing, such as while the
+                    # database rejects the relay's writes.
+                    await self._sleep(min(0.5 * 2 ** (losses - 1), 30.0) * random.uniform(0.8, 1.2))
         finally:
             self.state = RelayState.STOPPED
             await self._close()

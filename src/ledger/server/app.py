@@ -14,14 +14,20 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ledger.application.committer import GroupCommitter
+from ledger.privacy.erasure import Eraser
+from ledger.privacy.erasure_log import ErasureLog
 from ledger.relay.embedded import EmbeddedRelay, embedded_relay
 from ledger.runtime import Runtime
+from ledger.security import security_interceptor
+from ledger.security.admin import AdminServicer
+from ledger.security.tls import server_credentials
 from ledger.server.receipts import ReceiptServicer
 from ledger.server.service import LedgerServicer
 from ledger.server.sweeper import ExpirySweeper
@@ -39,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 SERVICE_NAME = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
 RECEIPT_SERVICE_NAME = ledger_pb2.DESCRIPTOR.services_by_name["ReceiptService"].full_name
+ADMIN_SERVICE_NAME = ledger_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 
 
 @dataclass
@@ -109,8 +116,14 @@ async def create_server(
     server.
     """
     settings = runtime.settings
+    # Telemetry wraps the security checks, so that denied calls are traced and counted.
+    interceptors: list[grpc.aio.ServerInterceptor[Any, Any]] = [
+        *(telemetry.server_interceptors() if telemetry is not None else []),
+        security_interceptor(settings),
+    ]
+    credentials = server_credentials(settings)
     server = grpc.aio.server(
-        interceptors=telemetry.server_interceptors() if telemetry is not None else None,
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
             ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
@@ -137,6 +150,10 @@ async def create_server(
         ReconciliationServicer(runtime.store, runtime.connections, settings.stuck_after_seconds),
         server,
     )
+    erasure_log = ErasureLog(settings.erasure_log_file) if settings.erasure_log_file else None
+    ledger_pb2_grpc.add_AdminServiceServicer_to_server(
+        AdminServicer(Eraser(runtime.ledger, erasure_log)), server
+    )
     # Read models: list and statistics queries, and the projections when enabled.
     read_models = ReadModels(runtime)
     read_models.register(server)
@@ -148,12 +165,17 @@ async def create_server(
             RECEIPT_SERVICE_NAME,
             READ_MODEL_SERVICE_NAME,
             RECONCILIATION_SERVICE_NAME,
+            ADMIN_SERVICE_NAME,
             reflection.SERVICE_NAME,
             health.SERVICE_NAME,
         ),
         server,
     )
-    port = server.add_insecure_port(address or settings.grpc_address)
+    # With a certificate configured the one port speaks TLS only.
+    if credentials is not None:
+        port = server.add_secure_port(address or settings.grpc_address, credentials)
+    else:
+        port = server.add_insecure_port(address or settings.grpc_address)
     if port == 0:
         raise OSError(f"cannot listen on {address or settings.grpc_address}")
     sweeper = ExpirySweeper(

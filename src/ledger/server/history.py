@@ -9,6 +9,7 @@ from ledger.domain.message import Message
 from ledger.errors import NotFoundError
 from ledger.privacy.subjects import decrypt_field
 from ledger.protocol.events import event_to_proto
+from ledger.storage.store import StoredHistoryEvent
 from ledger.v1 import ledger_pb2
 
 __all__ = ["history_events"]
@@ -32,6 +33,7 @@ def history_events(ledger: Ledger, tenant: str, message_id: str) -> list[ledger_
     destination = ""
     if key is not None:
         destination = decrypt_field(key, first.destination_ciphertext, DESTINATION_FIELD).decode()
+    erased = _erased_keys(ledger, stored)
 
     result = []
     for item in stored:
@@ -40,6 +42,7 @@ def history_events(ledger: Ledger, tenant: str, message_id: str) -> list[ledger_
             event=event_to_proto(event, first.tenant, first.message_id),
             position=item.position,
             destination=destination,
+            destination_erased=first.destination_key_id in erased,
         )
         if isinstance(event, Message.ReceiptEvent) and event.raw_ciphertext is not None:
             raw_key = (
@@ -52,5 +55,16 @@ def history_events(ledger: Ledger, tenant: str, message_id: str) -> list[ledger_
             proto.raw.source = event.raw_source or ""
             if raw_key is not None:
                 proto.raw.body = decrypt_field(raw_key, event.raw_ciphertext, RAW_FIELD)
+            proto.raw.erased = event.raw_key_id in erased
         result.append(proto)
     return result
+
+
+def _erased_keys(ledger: Ledger, stored: list[StoredHistoryEvent]) -> set[str]:
+    """Return the ids of the erased subject keys that the history's events name."""
+    key_ids = {stored[0].event.destination_key_id}  # type: ignore[union-attr]
+    for item in stored:
+        if isinstance(item.event, Message.ReceiptEvent) and item.event.raw_key_id:
+            key_ids.add(item.event.raw_key_id)
+    states = ledger.store.subject_key_state(key_ids)
+    return {key_id for key_id, (_, erased_at) in states.items() if erased_at is not None}

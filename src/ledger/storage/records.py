@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 __all__ = [
     "CarrierIdRow",
     "ExpiryRow",
+    "KeptReceipt",
     "ParkedReceipt",
     "RequestRecord",
     "SideWrites",
@@ -149,6 +150,26 @@ class UnparsedReceipt:
 
 
 @dataclass(frozen=True)
+class KeptReceipt:
+    """A parked or unparsed receipt as an erasure scans it.
+
+    Attributes:
+        kind: ``"parked"`` or ``"unparsed"``.
+        receipt_id: Id of the row.
+        raw_ciphertext: The raw payload under the tenant's unattributed-data key.
+        raw_key_id: Id of that key.
+        texts: The row's columns stored in clear that may quote the payload
+            (the normalized report, a parse error, transport metadata).
+    """
+
+    kind: str
+    receipt_id: uuid.UUID
+    raw_ciphertext: bytes | None
+    raw_key_id: str | None
+    texts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SubjectKeyRow:
     """A new subject key, written in the transaction of the first event using it."""
 
@@ -183,6 +204,10 @@ class SideWrites:
     expiry_cleared: list[uuid.UUID] = field(default_factory=list)
     unparsed: list[UnparsedReceipt] = field(default_factory=list)
     unparsed_cleared: list[uuid.UUID] = field(default_factory=list)
+    subject_messages: list[tuple[str, uuid.UUID]] = field(default_factory=list)
+    """``(subject key id, aggregate id)`` of each new message, for erasure."""
+    erased_keys: list[tuple[str, int]] = field(default_factory=list)
+    """``(subject key id, erased at)`` of keys to destroy."""
 
     def __bool__(self) -> bool:
         return bool(
@@ -197,4 +222,6 @@ class SideWrites:
             or self.expiry_cleared
             or self.unparsed
             or self.unparsed_cleared
+            or self.subject_messages
+            or self.erased_keys
         )

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlparse
@@ -34,10 +35,12 @@ from ledger.errors import UnavailableError
 from ledger.storage.records import (
     CarrierIdRow,
     ExpiryRow,
+    KeptReceipt,
     ParkedReceipt,
     RequestRecord,
     SideWrites,
     UnparsedReceipt,
+    to_micros,
 )
 from ledger.storage.tables import Cursor, SideTables
 
@@ -318,3 +321,37 @@ class LedgerStore:
             return {}
         with self._cursor() as curs:
             return self.side.select_subject_keys(curs, key_ids)
+
+    # ------------------------------------------------------------- erasure
+
+    def insert_index_key(self, key_id: str, wrapped: bytes) -> None:
+        """Store the wrapped blind-index key unless another process stored one first."""
+        with self._cursor(commit=True) as curs:
+            self.side.insert_index_key(curs, key_id, wrapped, to_micros(datetime.now(UTC)))
+
+    def subject_key_state(self, key_ids: Collection[str]) -> dict[str, tuple[str, int | None]]:
+        """Return ``(tenant, erased_at)`` by key id; unknown ids are absent."""
+        if not key_ids:
+            return {}
+        with self._cursor() as curs:
+            return self.side.select_subject_key_state(curs, key_ids)
+
+    def subject_messages(self, key_id: str) -> list[uuid.UUID]:
+        """Return the messages whose destination is encrypted under ``key_id``."""
+        with self._cursor() as curs:
+            return self.side.select_subject_messages(curs, key_id)
+
+    def kept_receipts(self, tenant: str) -> list[KeptReceipt]:
+        """Return every parked and unparsed receipt of ``tenant``."""
+        with self._cursor() as curs:
+            return self.side.select_kept_receipts(curs, tenant)
+
+    def wrapped_keys_after(self, after: str, limit: int) -> list[tuple[str, bytes]]:
+        """Return up to ``limit`` wrapped keys (erased ones left out) with ids after ``after``."""
+        with self._cursor() as curs:
+            return self.side.select_wrapped_keys_after(curs, after, limit)
+
+    def replace_wrapped_key(self, key_id: str, old: bytes, new: bytes) -> bool:
+        """Store a re-wrapped key if the stored one is still ``old``."""
+        with self._cursor(commit=True) as curs:
+            return self.side.replace_wrapped_key(curs, key_id, old, new)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from ledger.storage.records import (
     CarrierIdRow,
     ExpiryRow,
+    KeptReceipt,
     ParkedReceipt,
     RequestRecord,
     SideWrites,
@@ -88,6 +89,7 @@ class SideTables:
         self.expiry = f"{t}expiry"
         self.subject_keys = f"{t}subject_keys"
         self.unparsed = f"{t}unparsed"
+        self.subject_messages = f"{t}subject_messages"
 
     # ----------------------------------------------------------------- schema
 
@@ -131,6 +133,11 @@ class SideTables:
             f"error TEXT NOT NULL, body_sha256 TEXT NOT NULL, raw_ciphertext {blob} NOT NULL, "
             "raw_key_id TEXT NOT NULL, metadata TEXT NOT NULL, source TEXT NOT NULL, "
             "UNIQUE (tenant, connection, body_sha256))",
+            # Which messages hold a subject's data, so that an erasure finds them
+            # without reading the log.
+            f"CREATE TABLE IF NOT EXISTS {self.subject_messages} ("
+            "key_id TEXT NOT NULL, aggregate_id TEXT NOT NULL, "
+            "PRIMARY KEY (key_id, aggregate_id))",
         ]
 
     def _index_name(self, suffix: str) -> str:
@@ -275,6 +282,24 @@ class SideTables:
             cursor.executemany(
                 sql(f"DELETE FROM {self.expiry} WHERE aggregate_id = %s"),
                 [(str(i),) for i in side.expiry_cleared],
+            )
+        if side.subject_messages:
+            cursor.executemany(
+                sql(
+                    f"INSERT INTO {self.subject_messages} (key_id, aggregate_id) "
+                    "VALUES (%s, %s) ON CONFLICT DO NOTHING"
+                ),
+                [(key_id, str(aggregate_id)) for key_id, aggregate_id in side.subject_messages],
+            )
+        if side.erased_keys:
+            # Crypto-shredding: the wrapped key and the blind index go, the
+            # erasure time stays.
+            cursor.executemany(
+                sql(
+                    f"UPDATE {self.subject_keys} SET wrapped_key = NULL, subject_index = NULL, "
+                    "erased_at = %s WHERE key_id = %s"
+                ),
+                [(erased_at, key_id) for key_id, erased_at in side.erased_keys],
             )
 
     # ------------------------------------------------------------------ reads
@@ -466,6 +491,103 @@ class SideTables:
             )
             for row in cursor.fetchall()
         ]
+
+    def insert_index_key(self, cursor: Cursor, key_id: str, wrapped: bytes, now: int) -> None:
+        """Store the wrapped blind-index key unless a process stored one first."""
+        cursor.execute(
+            self.dialect.sql(
+                f"INSERT INTO {self.subject_keys} (key_id, tenant, subject_index, wrapped_key, "
+                "created_at) VALUES (%s, '', NULL, %s, %s) ON CONFLICT DO NOTHING"
+            ),
+            [key_id, wrapped, now],
+        )
+
+    def select_subject_key_state(
+        self, cursor: Cursor, key_ids: Collection[str]
+    ) -> dict[str, tuple[str, int | None]]:
+        """Return ``(tenant, erased_at)`` by key id; unknown ids are absent."""
+        found: dict[str, tuple[str, int | None]] = {}
+        for chunk in _chunks(sorted(set(key_ids))):
+            condition, params = self.dialect.in_list("key_id", chunk)
+            cursor.execute(
+                self.dialect.sql(
+                    f"SELECT key_id, tenant, erased_at FROM {self.subject_keys} WHERE {condition}"
+                ),
+                params,
+            )
+            for row in cursor.fetchall():
+                found[row["key_id"]] = (row["tenant"], row["erased_at"])
+        return found
+
+    def select_subject_messages(self, cursor: Cursor, key_id: str) -> list[uuid.UUID]:
+        """Return the messages whose destination is encrypted under a subject key."""
+        cursor.execute(
+            self.dialect.sql(
+                f"SELECT aggregate_id FROM {self.subject_messages} WHERE key_id = %s "
+                "ORDER BY aggregate_id"
+            ),
+            [key_id],
+        )
+        return [uuid.UUID(row["aggregate_id"]) for row in cursor.fetchall()]
+
+    def select_wrapped_keys_after(
+        self, cursor: Cursor, after: str, limit: int
+    ) -> list[tuple[str, bytes]]:
+        """Return ``(key_id, wrapped_key)`` of keys not erased, by key id after ``after``."""
+        cursor.execute(
+            self.dialect.sql(
+                f"SELECT key_id, wrapped_key FROM {self.subject_keys} "
+                "WHERE key_id > %s AND wrapped_key IS NOT NULL ORDER BY key_id LIMIT %s"
+            ),
+            [after, limit],
+        )
+        return [(row["key_id"], bytes(row["wrapped_key"])) for row in cursor.fetchall()]
+
+    def replace_wrapped_key(self, cursor: Cursor, key_id: str, old: bytes, new: bytes) -> bool:
+        """Swap a wrapped key for its re-wrapped form; False if it changed meanwhile."""
+        cursor.execute(
+            self.dialect.sql(
+                f"UPDATE {self.subject_keys} SET wrapped_key = %s "
+                "WHERE key_id = %s AND wrapped_key = %s"
+            ),
+            [new, key_id, old],
+        )
+        return bool(getattr(cursor, "rowcount", 0))
+
+    def select_kept_receipts(self, cursor: Cursor, tenant: str) -> list[KeptReceipt]:
+        """Return every parked and unparsed receipt of a tenant, with its stored text."""
+        sql = self.dialect.sql
+        cursor.execute(
+            sql(f"SELECT receipt_id, raw_ciphertext, raw_key_id, report FROM {self.parked} "
+                "WHERE tenant = %s"),
+            [tenant],
+        )
+        kept = [
+            KeptReceipt(
+                "parked",
+                uuid.UUID(row["receipt_id"]),
+                bytes(row["raw_ciphertext"]) if row["raw_ciphertext"] is not None else None,
+                row["raw_key_id"],
+                (row["report"],),
+            )
+            for row in cursor.fetchall()
+        ]
+        cursor.execute(
+            sql(f"SELECT receipt_id, raw_ciphertext, raw_key_id, error, metadata FROM "
+                f"{self.unparsed} WHERE tenant = %s"),
+            [tenant],
+        )
+        kept.extend(
+            KeptReceipt(
+                "unparsed",
+                uuid.UUID(row["receipt_id"]),
+                bytes(row["raw_ciphertext"]),
+                row["raw_key_id"],
+                (row["error"], row["metadata"]),
+            )
+            for row in cursor.fetchall()
+        )
+        return kept
 
     def delete_requests_before(self, cursor: Cursor, before: int) -> None:
         """Delete request ids first served before ``before``."""

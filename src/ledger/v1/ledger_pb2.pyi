@@ -215,12 +215,15 @@ class RawPayload(_message.Message):
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    ERASED_FIELD_NUMBER: _builtins.int
     body: _builtins.bytes
     content_type: _builtins.str
     format: _builtins.str
     """Receipt format, such as "smpp-text", "smpp-pdu" or "twilio"."""
     source: _builtins.str
     """Where the payload came from, such as "smpp:bind-3" or "https"."""
+    erased: _builtins.bool
+    """The payload's subject was erased: its key is destroyed and body is empty."""
     def __init__(
         self,
         *,
@@ -228,10 +231,11 @@ class RawPayload(_message.Message):
         content_type: _builtins.str = ...,
         format: _builtins.str = ...,
         source: _builtins.str = ...,
+        erased: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "content_type", b"content_type", "format", b"format", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "content_type", b"content_type", "erased", b"erased", "format", b"format", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -861,10 +865,13 @@ class HistoryEvent(_message.Message):
     POSITION_FIELD_NUMBER: _builtins.int
     RAW_FIELD_NUMBER: _builtins.int
     DESTINATION_FIELD_NUMBER: _builtins.int
+    DESTINATION_ERASED_FIELD_NUMBER: _builtins.int
     position: _builtins.int
     """Position of the event in the ledger's global log."""
     destination: _builtins.str
     """Full destination number; empty after erasure."""
+    destination_erased: _builtins.bool
+    """The destination's subject was erased (crypto-shredded)."""
     @_builtins.property
     def event(self) -> _events_pb2.Event: ...
     @_builtins.property
@@ -878,10 +885,11 @@ class HistoryEvent(_message.Message):
         position: _builtins.int = ...,
         raw: Global___RawPayload | None = ...,
         destination: _builtins.str = ...,
+        destination_erased: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "raw", b"raw"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["destination", b"destination", "event", b"event", "position", b"position", "raw", b"raw"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["destination", b"destination", "destination_erased", b"destination_erased", "event", b"event", "position", b"position", "raw", b"raw"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1489,3 +1497,54 @@ class ListStuckMessagesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListStuckMessagesResponse: _TypeAlias = ListStuckMessagesResponse  # noqa: Y015
+
+@_typing.final
+class EraseSubjectRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    DESTINATION_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    destination: _builtins.str
+    """E.164 number with the leading '+'."""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        destination: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["destination", b"destination", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseSubjectRequest: _TypeAlias = EraseSubjectRequest  # noqa: Y015
+
+@_typing.final
+class EraseSubjectResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    RECEIPTS_DELETED_FIELD_NUMBER: _builtins.int
+    ERASED_AT_FIELD_NUMBER: _builtins.int
+    messages: _builtins.int
+    """Messages that got a DestinationErased event."""
+    receipts_deleted: _builtins.int
+    """Parked or unparsed receipts deleted because they named the number."""
+    @_builtins.property
+    def erased_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        messages: _builtins.int = ...,
+        receipts_deleted: _builtins.int = ...,
+        erased_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["erased_at", b"erased_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["erased_at", b"erased_at", "messages", b"messages", "receipts_deleted", b"receipts_deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseSubjectResponse: _TypeAlias = EraseSubjectResponse  # noqa: Y015

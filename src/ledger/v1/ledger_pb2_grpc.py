@@ -697,3 +697,81 @@ class ReconciliationService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class AdminServiceStub:
+    """Operator actions on personal data; every RPC needs the admin role.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.EraseSubject = channel.unary_unary(
+                '/ledger.v1.AdminService/EraseSubject',
+                request_serializer=ledger_dot_v1_dot_ledger__pb2.EraseSubjectRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_ledger__pb2.EraseSubjectResponse.FromString,
+                _registered_method=True)
+
+
+class AdminServiceServicer:
+    """Operator actions on personal data; every RPC needs the admin role.
+    """
+
+    def EraseSubject(self, request, context):
+        """Erase one data subject (a tenant's destination number): destroy its
+        key, delete kept receipts that name the number, and append a
+        DestinationErased event to each of its messages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AdminServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'EraseSubject': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseSubject,
+                    request_deserializer=ledger_dot_v1_dot_ledger__pb2.EraseSubjectRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_ledger__pb2.EraseSubjectResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ledger.v1.AdminService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ledger.v1.AdminService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AdminService:
+    """Operator actions on personal data; every RPC needs the admin role.
+    """
+
+    @staticmethod
+    def EraseSubject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.AdminService/EraseSubject',
+            ledger_dot_v1_dot_ledger__pb2.EraseSubjectRequest.SerializeToString,
+            ledger_dot_v1_dot_ledger__pb2.EraseSubjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -267,3 +267,43 @@ class ReconciliationServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
 def add_ReconciliationServiceServicer_to_server(servicer: ReconciliationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class AdminServiceStub:
+    """Operator actions on personal data; every RPC needs the admin role."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> AdminServiceAsyncStub: ...
+    EraseSubject: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.EraseSubjectRequest, _ledger_pb2.EraseSubjectResponse]
+    """Erase one data subject (a tenant's destination number): destroy its
+    key, delete kept receipts that name the number, and append a
+    DestinationErased event to each of its messages.
+    """
+
+@_typing.type_check_only
+class AdminServiceAsyncStub(AdminServiceStub):
+    """Operator actions on personal data; every RPC needs the admin role."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    EraseSubject: _aio.UnaryUnaryMultiCallable[_ledger_pb2.EraseSubjectRequest, _ledger_pb2.EraseSubjectResponse]  # type: ignore[assignment]
+    """Erase one data subject (a tenant's destination number): destroy its
+    key, delete kept receipts that name the number, and append a
+    DestinationErased event to each of its messages.
+    """
+
+class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Operator actions on personal data; every RPC needs the admin role."""
+
+    @_abc_1.abstractmethod
+    def EraseSubject(
+        self,
+        request: _ledger_pb2.EraseSubjectRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.EraseSubjectResponse, _abc.Awaitable[_ledger_pb2.EraseSubjectResponse]]:
+        """Erase one data subject (a tenant's destination number): destroy its
+        key, delete kept receipts that name the number, and append a
+        DestinationErased event to each of its messages.
+        """
+
+def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
