@@ -141,7 +141,9 @@ async def unary_load(address: str, seconds: float, in_flight: int, trivial: bool
                     started = time.perf_counter()
                     kind = command.WhichOneof("command")
                     if trivial or kind == "submit":
-                        await stub.SubmitMessage(command.submit if kind == "submit" else pb.SubmitMessageRequest())
+                        await stub.SubmitMessage(
+                            command.submit if kind == "submit" else pb.SubmitMessageRequest()
+                        )
                     elif kind == "acceptance":
                         await stub.RecordAcceptance(command.acceptance)
                     else:
@@ -239,7 +241,9 @@ class Server:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--in-flight", type=int, default=64)
@@ -266,17 +270,22 @@ def main() -> None:
         try:
             asyncio.run(unary_load(ledger.address, 2, args.in_flight, trivial=False))  # warm-up
             for run in range(args.runs):
-                t = asyncio.run(unary_load(trivial.address, args.seconds, args.in_flight, trivial=True))
+                t = asyncio.run(
+                    unary_load(trivial.address, args.seconds, args.in_flight, trivial=True)
+                )
                 results["trivial"].append(t.rate)
                 results["psycopg"].append(psycopg_baseline(args.postgres, args.seconds / 2))
-                u = asyncio.run(unary_load(ledger.address, args.seconds, args.in_flight, trivial=False))
+                u = asyncio.run(
+                    unary_load(ledger.address, args.seconds, args.in_flight, trivial=False)
+                )
                 results["unary"].append(u.rate)
                 p50.append(u.percentile(0.5))
                 p99.append(u.percentile(0.99))
                 b = asyncio.run(batch_load(ledger.address, args.seconds, args.batch, 4))
                 results["batch"].append(b.rate)
                 print(
-                    f"run {run + 1}: trivial {t.rate:,.0f}/s  psycopg {results['psycopg'][-1]:,.0f} rows/s  "
+                    f"run {run + 1}: trivial {t.rate:,.0f}/s  "
+                    f"psycopg {results['psycopg'][-1]:,.0f} rows/s  "
                     f"unary {u.rate:,.0f}/s (p50 {p50[-1]:.1f} ms, p99 {p99[-1]:.1f} ms)  "
                     f"batch {b.rate:,.0f} commands/s",
                     flush=True,
@@ -290,7 +299,10 @@ def main() -> None:
 
     med = {k: statistics.median(v) for k, v in results.items()}
     print()
-    print(f"medians of {args.runs} runs, {args.seconds:g} s each, {args.in_flight} unary calls in flight")
+    print(
+        f"medians of {args.runs} runs, {args.seconds:g} s each, "
+        f"{args.in_flight} unary calls in flight"
+    )
     print(f"  trivial grpc.aio handler     {med['trivial']:>10,.0f} calls/s")
     print(f"  psycopg 100-row INSERTs      {med['psycopg']:>10,.0f} rows/s")
     print(

@@ -15,7 +15,9 @@ from ledger.v1 import ledger_pb2_grpc
 
 
 class Trivial(ledger_pb2_grpc.LedgerServiceServicer):
-    async def SubmitMessage(self, request: pb.SubmitMessageRequest, context: object) -> pb.CommandResult:  # noqa: N802
+    async def SubmitMessage(
+        self, request: pb.SubmitMessageRequest, context: object
+    ) -> pb.CommandResult:
         return pb.CommandResult(tenant=request.tenant, message_id=request.message_id, version=1)
 
 

@@ -22,7 +22,9 @@ SHARED_NATS = os.environ.get("SMSLEDGER_TEST_NATS", "nats://127.0.0.1:4222")
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of a PostgreSQL database the tests may create schemas in."""
-    if port_open("127.0.0.1", 5432) and SHARED_PG.startswith("postgresql://postgres@127.0.0.1:5432"):
+    if port_open("127.0.0.1", 5432) and SHARED_PG.startswith(
+        "postgresql://postgres@127.0.0.1:5432"
+    ):
         yield SHARED_PG
         return
     try:

@@ -16,7 +16,10 @@ def test_generated_code_matches_protos(tmp_path: Path) -> None:
         capture_output=True,
     )
     committed = ROOT / "src" / "ledger" / "v1"
-    generated = sorted(p.relative_to(tmp_path / "ledger" / "v1") for p in (tmp_path / "ledger" / "v1").glob("*_pb2*"))
+    generated = sorted(
+        p.relative_to(tmp_path / "ledger" / "v1")
+        for p in (tmp_path / "ledger" / "v1").glob("*_pb2*")
+    )
     assert generated, "protoc produced nothing"
     stale = [
         str(name)

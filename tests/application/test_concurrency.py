@@ -35,7 +35,9 @@ def _setup(runtime: Runtime) -> None:
                 carrier="carrier-a",
             )
         )
-        commands.append(RecordAcceptance(tenant="acme", message_id=f"m{n}", segments=((1, f"id{n}"),)))
+        commands.append(
+            RecordAcceptance(tenant="acme", message_id=f"m{n}", segments=((1, f"id{n}"),))
+        )
     assert all(isinstance(o, CommandResult) for o in runtime.ledger.execute(commands))
 
 
@@ -69,7 +71,9 @@ def test_two_nodes_fifty_threads_lose_nothing(database_url: str, tmp_path: Path)
 
         failures = [o for o in results if not isinstance(o, CommandResult)]
         assert failures == []
-        total = sum(nodes[0].ledger.get_message("acme", f"m{n}")[0].version for n in range(MESSAGES))
+        total = sum(
+            nodes[0].ledger.get_message("acme", f"m{n}")[0].version for n in range(MESSAGES)
+        )
         assert total == MESSAGES * 2 + WRITERS * RECEIPTS_PER_WRITER
     finally:
         for node in nodes:

@@ -174,7 +174,9 @@ def test_carrier_id_match_ignores_case_and_leading_zeros(runtime: Runtime) -> No
 def test_carrier_ids_scoped_to_tenant_and_connection(runtime: Runtime) -> None:
     ledger = runtime.ledger
     ledger.execute([submit(), accept()])
-    other_connection = ok(ledger.execute([by_carrier("AB12", Status.DELIVERED, connection="c2")])[0])
+    other_connection = ok(
+        ledger.execute([by_carrier("AB12", Status.DELIVERED, connection="c2")])[0]
+    )
     assert other_connection.disposition is Disposition.PARKED
     other_tenant = RecordReceipt(
         tenant="other", status=Status.DELIVERED, connection="carrier-a", carrier_message_id="AB12"

@@ -23,16 +23,25 @@ def _record_some(runtime: Runtime) -> None:
     runtime.ledger.execute(
         [
             SubmitMessage(
-                tenant="acme", message_id=f"m{n}", destination="+447700900123", sender="A",
-                carrier="c", segment_count=2,
+                tenant="acme",
+                message_id=f"m{n}",
+                destination="+447700900123",
+                sender="A",
+                carrier="c",
+                segment_count=2,
             )
             for n in range(3)
         ]
         + [RecordAcceptance(tenant="acme", message_id="m1", segments=((1, "a"), (2, "b")))]
         + [
             RecordReceipt(
-                tenant="acme", carrier_message_id="a", connection="c", status=Status.FAILED,
-                permanent=False, error_code="é", raw=RawInput("bin\x00é".encode(), "x", "smpp-text"),
+                tenant="acme",
+                carrier_message_id="a",
+                connection="c",
+                status=Status.FAILED,
+                permanent=False,
+                error_code="é",
+                raw=RawInput("bin\x00é".encode(), "x", "smpp-text"),
             )
         ]
     )
@@ -51,7 +60,10 @@ def _tamper(runtime: Runtime, url: str) -> None:
             ).fetchone()
             data = json.loads(state)
             data["error_code"] = "001"
-            conn.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (json.dumps(data).encode(), rowid))
+            conn.execute(
+                "UPDATE stored_events SET state = ? WHERE rowid = ?",
+                (json.dumps(data).encode(), rowid),
+            )
         return
     base, schema = url.split("?schema=")
     with psycopg.connect(base, autocommit=True) as conn:
@@ -75,7 +87,9 @@ def _standalone(url: str) -> subprocess.CompletedProcess[str]:
         args = ["postgresql", base, schema]
     return subprocess.run(
         [sys.executable, str(ROOT / "tools" / "verify_chain.py"), *args],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

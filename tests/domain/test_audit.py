@@ -4,6 +4,9 @@ import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from ledger.domain.audit import GENESIS_HASH, canonical_json, chain_hash, event_id
 
 
@@ -14,10 +17,13 @@ def test_canonical_json_sorts_keys_and_encodes_types() -> None:
         "c": [1, "é", None, True],
         "d": uuid.UUID(int=1),
     }
-    assert canonical_json(record) == (
-        '{"a":"2026-03-14T09:26:00.000000Z","b":"AP8=","c":[1,"é",null,true],'
-        '"d":"00000000-0000-0000-0000-000000000001"}'
-    ).encode()
+    assert (
+        canonical_json(record)
+        == (
+            '{"a":"2026-03-14T09:26:00.000000Z","b":"AP8=","c":[1,"é",null,true],'
+            '"d":"00000000-0000-0000-0000-000000000001"}'
+        ).encode()
+    )
 
 
 def test_canonical_json_converts_offsets_to_utc() -> None:
@@ -39,12 +45,11 @@ def test_event_id_is_deterministic_uuid5() -> None:
     assert event_id(aggregate, 3) != event_id(aggregate, 4)
 
 
-from hypothesis import given
-from hypothesis import strategies as st
-
 _values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**62), 2**62) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 

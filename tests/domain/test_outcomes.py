@@ -37,7 +37,9 @@ ACCEPTED_FINAL = Outcome(Status.ACCEPTED, final=True)
         (ACCEPTED_FINAL, DELIVERED, DELIVERED, Effect.OVERRODE_FINAL),
     ],
 )
-def test_evaluate_report_table(held: Outcome, report: Outcome, after: Outcome, effect: Effect) -> None:
+def test_evaluate_report_table(
+    held: Outcome, report: Outcome, after: Outcome, effect: Effect
+) -> None:
     assert evaluate_report(held, report) == (after, effect)
 
 

@@ -44,8 +44,15 @@ reports = st.builds(
     Report,
     segment=st.integers(1, 3),
     status=st.sampled_from(
-        [Status.ENROUTE, Status.ACCEPTED, Status.UNKNOWN, Status.DELIVERED, Status.FAILED,
-         Status.REJECTED, Status.EXPIRED]
+        [
+            Status.ENROUTE,
+            Status.ACCEPTED,
+            Status.UNKNOWN,
+            Status.DELIVERED,
+            Status.FAILED,
+            Status.REJECTED,
+            Status.EXPIRED,
+        ]
     ),
     final=st.booleans(),
     permanent=st.sampled_from([True, False, None]),
@@ -64,7 +71,9 @@ def _normalized(r: Report) -> Report:
     return Report(r.segment, r.status, final, permanent, code, r.key)
 
 
-def _segment_state(arrivals: list[object], segment: int) -> tuple[Status, bool, bool | None, str | None, bool]:
+def _segment_state(
+    arrivals: list[object], segment: int
+) -> tuple[Status, bool, bool | None, str | None, bool]:
     """Return status, final, permanent, code and inferred of one segment."""
     finals = [a for a in arrivals if isinstance(a, Report) and a.segment == segment and a.final]
     if finals:
@@ -75,13 +84,19 @@ def _segment_state(arrivals: list[object], segment: int) -> tuple[Status, bool, 
         return Status.EXPIRED, True, False, None, True
     best, code = Status.ACCEPTED, None
     for a in arrivals:
-        if isinstance(a, Report) and a.segment == segment and not a.final:
-            if PROGRESS.index(a.status) > PROGRESS.index(best):
-                best, code = a.status, a.code
+        if (
+            isinstance(a, Report)
+            and a.segment == segment
+            and not a.final
+            and PROGRESS.index(a.status) > PROGRESS.index(best)
+        ):
+            best, code = a.status, a.code
     return best, False, None, code, False
 
 
-def _combine(states: list[tuple[Status, bool, bool | None, str | None, bool]]) -> tuple[Status, bool, str | None]:
+def _combine(
+    states: list[tuple[Status, bool, bool | None, str | None, bool]],
+) -> tuple[Status, bool, str | None]:
     if all(s[0] is Status.DELIVERED for s in states):
         return Status.DELIVERED, True, None
     for s in states:
@@ -89,7 +104,7 @@ def _combine(states: list[tuple[Status, bool, bool | None, str | None, bool]]) -
             return s[0], True, s[3]
     if all(s[1] for s in states):
         for s in states:
-            if not (s[0] in (Status.DELIVERED, Status.ACCEPTED)):
+            if s[0] not in (Status.DELIVERED, Status.ACCEPTED):
                 return s[0], True, s[3]
         return Status.ACCEPTED, True, next(s[3] for s in states if s[0] is Status.ACCEPTED)
     unfinished = [s for s in states if not s[1]]
@@ -162,7 +177,9 @@ def scenarios(draw: st.DrawFn) -> tuple[int, list[object], list[object]]:
 
 @settings(max_examples=1500, deadline=None)
 @given(scenarios())
-def test_every_receipt_order_ends_in_defined_state(scenario: tuple[int, list[object], list[object]]) -> None:
+def test_every_receipt_order_ends_in_defined_state(
+    scenario: tuple[int, list[object], list[object]],
+) -> None:
     segments, _, permuted = scenario
     assert run(segments, permuted) == oracle(segments, permuted)
 

@@ -26,7 +26,10 @@ async def stubs(
 ) -> AsyncIterator[tuple[ledger_pb2_grpc.LedgerServiceStub, ledger_pb2_grpc.ReceiptServiceStub]]:
     address, _ = server
     async with grpc.aio.insecure_channel(address) as channel:
-        yield ledger_pb2_grpc.LedgerServiceStub(channel), ledger_pb2_grpc.ReceiptServiceStub(channel)
+        yield (
+            ledger_pb2_grpc.LedgerServiceStub(channel),
+            ledger_pb2_grpc.ReceiptServiceStub(channel),
+        )
 
 
 def submit(message_id: str = "m1", **changes: object) -> pb.SubmitMessageRequest:
@@ -83,12 +86,16 @@ async def test_lifecycle_over_grpc(stubs: tuple[ledger_pb2_grpc.LedgerServiceStu
     assert state.final
     assert state.destination_masked == "+44 7700 9xxx23"
     assert state.country == "GB"
-    history = [e async for e in ledger.GetHistory(pb.GetHistoryRequest(tenant="acme", message_id="m1"))]
+    history = [
+        e async for e in ledger.GetHistory(pb.GetHistoryRequest(tenant="acme", message_id="m1"))
+    ]
     assert [e.event.type for e in history] == ["Submitted", "CarrierAccepted", "Delivered"]
     assert [e.event.version for e in history] == [1, 2, 3]
     assert all(len(e.event.hash) == 64 for e in history)
     found = await ledger.LookupCarrierMessage(
-        pb.LookupCarrierMessageRequest(tenant="acme", connection="carrier-a", carrier_message_id="AB12")
+        pb.LookupCarrierMessageRequest(
+            tenant="acme", connection="carrier-a", carrier_message_id="AB12"
+        )
     )
     assert found.message_id == "m1"
     assert found.message_status == events_pb2.MESSAGE_STATUS_DELIVERED
@@ -119,7 +126,9 @@ async def test_submit_with_invalid_number_shapes_is_rejected(
         assert "destination" in violations(raised.value)
 
 
-async def test_unknown_message_is_not_found(stubs: tuple[ledger_pb2_grpc.LedgerServiceStub, object]) -> None:
+async def test_unknown_message_is_not_found(
+    stubs: tuple[ledger_pb2_grpc.LedgerServiceStub, object],
+) -> None:
     ledger, _ = stubs
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await ledger.GetMessage(pb.GetMessageRequest(tenant="acme", message_id="nope"))
@@ -157,7 +166,9 @@ async def test_invalid_receipt_status_and_target(
         await ledger.RecordReceipt(receipt("AB12", 99))
     assert "status" in violations(raised.value)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await ledger.RecordReceipt(pb.RecordReceiptRequest(tenant="acme", status=pb.RECEIPT_STATUS_DELIVERED))
+        await ledger.RecordReceipt(
+            pb.RecordReceiptRequest(tenant="acme", status=pb.RECEIPT_STATUS_DELIVERED)
+        )
     assert "target" in violations(raised.value)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await ledger.RecordReceipt(receipt("AB12", pb.RECEIPT_STATUS_ENROUTE, final=True))
@@ -201,7 +212,14 @@ async def test_batch_results_are_per_command(
         )
     )
     codes = [r.status.code for r in response.results]
-    assert codes == [0, grpc.StatusCode.INVALID_ARGUMENT.value[0], grpc.StatusCode.INVALID_ARGUMENT.value[0], 0, 0, grpc.StatusCode.NOT_FOUND.value[0]]
+    assert codes == [
+        0,
+        grpc.StatusCode.INVALID_ARGUMENT.value[0],
+        grpc.StatusCode.INVALID_ARGUMENT.value[0],
+        0,
+        0,
+        grpc.StatusCode.NOT_FOUND.value[0],
+    ]
     assert [r.index for r in response.results] == list(range(6))
     bad = error_details_pb2.BadRequest()
     assert response.results[1].status.details[0].Unpack(bad)
@@ -231,14 +249,20 @@ async def test_raw_smpp_receipt_is_parsed_correlated_and_redacted(
     )
     result = await ledger.RecordRawReceipt(
         pb.RecordRawReceiptRequest(
-            tenant="acme", connection="carrier-a", format="smpp-text", body=body, content_type="text/plain"
+            tenant="acme",
+            connection="carrier-a",
+            format="smpp-text",
+            body=body,
+            content_type="text/plain",
         )
     )
     assert result.message_status == events_pb2.MESSAGE_STATUS_FAILED
     assert result.retry_advice.retry
     assert result.retry_advice.attempts_left == 2
     assert [e.type for e in result.events] == ["Failed", "RetryAdvised"]
-    history = [e async for e in ledger.GetHistory(pb.GetHistoryRequest(tenant="acme", message_id="m1"))]
+    history = [
+        e async for e in ledger.GetHistory(pb.GetHistoryRequest(tenant="acme", message_id="m1"))
+    ]
     failed = history[2]
     assert failed.event.receipt.error_code == "006"
     assert "text" in " ".join(failed.event.receipt.redactions)
@@ -259,15 +283,20 @@ async def test_unparsable_raw_receipt_is_kept_and_reprocessable(
     assert raised.value.details() and "twilio" in raised.value.details()
     kept = await receipts.ListUnparsedReceipts(pb.ListUnparsedReceiptsRequest(tenant="acme"))
     assert [r.body for r in kept.receipts] == [request.body]
-    result = await receipts.ReprocessUnparsedReceipts(pb.ReprocessUnparsedReceiptsRequest(tenant="acme"))
+    result = await receipts.ReprocessUnparsedReceipts(
+        pb.ReprocessUnparsedReceiptsRequest(tenant="acme")
+    )
     assert (result.recorded, result.still_unparsed) == (0, 1)
 
 
 async def test_normalize_receipt_dry_run_records_nothing(
     stubs: tuple[ledger_pb2_grpc.LedgerServiceStub, ledger_pb2_grpc.ReceiptServiceStub],
 ) -> None:
-    ledger, receipts = stubs
-    body = b"id:0A1B sub:001 dlvrd:001 submit date:2603140925 done date:2603140926 stat:DELIVRD err:000"
+    _, receipts = stubs
+    body = (
+        b"id:0A1B sub:001 dlvrd:001 submit date:2603140925 done date:2603140926 "
+        b"stat:DELIVRD err:000"
+    )
     response = await receipts.NormalizeReceipt(
         pb.NormalizeReceiptRequest(
             connection="carrier-a",
@@ -282,8 +311,12 @@ async def test_normalize_receipt_dry_run_records_nothing(
     assert item.done_at.ToDatetime(tzinfo=UTC) == datetime(2026, 3, 14, 6, 26, tzinfo=UTC)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await receipts.NormalizeReceipt(
-            pb.NormalizeReceiptRequest(connection="c", format="smpp-text", body=body,
-                                       profile=pb.ProfileOverrides(timezone="Mars/Olympus"))
+            pb.NormalizeReceiptRequest(
+                connection="c",
+                format="smpp-text",
+                body=body,
+                profile=pb.ProfileOverrides(timezone="Mars/Olympus"),
+            )
         )
     assert "profile.timezone" in violations(raised.value)
 
@@ -310,7 +343,7 @@ async def test_health_reports_serving(server: tuple[str, Runtime]) -> None:
 
 
 async def test_deadline_expired_in_queue_records_nothing(server: tuple[str, Runtime]) -> None:
-    address, runtime = server
+    address, _ = server
     async with grpc.aio.insecure_channel(address) as channel:
         ledger = ledger_pb2_grpc.LedgerServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as raised:
@@ -318,7 +351,9 @@ async def test_deadline_expired_in_queue_records_nothing(server: tuple[str, Runt
         assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
-async def test_submitted_at_in_the_past_is_kept(stubs: tuple[ledger_pb2_grpc.LedgerServiceStub, object]) -> None:
+async def test_submitted_at_in_the_past_is_kept(
+    stubs: tuple[ledger_pb2_grpc.LedgerServiceStub, object],
+) -> None:
     ledger, _ = stubs
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     stamp = Timestamp()

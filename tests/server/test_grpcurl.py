@@ -22,8 +22,11 @@ def _grpcurl() -> str:
 
 async def _run(*args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        _grpcurl(), "-plaintext", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        _grpcurl(),
+        "-plaintext",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     return process.returncode or 0, out.decode(), err.decode()
@@ -44,7 +47,9 @@ async def test_grpcurl_lists_and_calls_services(server: tuple[str, Runtime]) -> 
         "carrier": "carrier-a",
         "validity_period": "3600s",
     }
-    code, out, err = await _run("-d", json.dumps(submit), address, "ledger.v1.LedgerService/SubmitMessage")
+    code, out, err = await _run(
+        "-d", json.dumps(submit), address, "ledger.v1.LedgerService/SubmitMessage"
+    )
     assert code == 0, err
     assert json.loads(out)["message_status"] == "MESSAGE_STATUS_SUBMITTED"
 
@@ -54,6 +59,8 @@ async def test_grpcurl_lists_and_calls_services(server: tuple[str, Runtime]) -> 
     assert '"type": "Submitted"' in out
 
     bad = dict(submit, destination="447700900123")
-    code, out, err = await _run("-d", json.dumps(bad), address, "ledger.v1.LedgerService/SubmitMessage")
+    code, out, err = await _run(
+        "-d", json.dumps(bad), address, "ledger.v1.LedgerService/SubmitMessage"
+    )
     assert code != 0
     assert "InvalidArgument" in err

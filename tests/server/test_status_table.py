@@ -37,4 +37,6 @@ def test_retry_delay_travels_with_resource_exhausted() -> None:
 
 def test_subclasses_take_their_ancestor_code() -> None:
     assert grpc_code(errors.RequestIdReusedError("t", "r")) is grpc.StatusCode.FAILED_PRECONDITION
-    assert grpc_code(errors.ReceiptParseError("f", "x", "v", "r")) is grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        grpc_code(errors.ReceiptParseError("f", "x", "v", "r")) is grpc.StatusCode.INVALID_ARGUMENT
+    )

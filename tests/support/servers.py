@@ -209,8 +209,17 @@ def start_postgres() -> PostgresServer:
         run_as = ["runuser", "-u", "postgres", "--"]
         shutil.chown(data_dir, "postgres", "postgres")
     subprocess.run(
-        [*run_as, str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres",
-         "--auth=trust", "-E", "UTF8"],
+        [
+            *run_as,
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data_dir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer as AsyncHealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from ledger.application.committer import GroupCommitter
@@ -55,7 +56,7 @@ class LedgerServer:
     server: grpc.aio.Server
     port: int
     committer: GroupCommitter
-    health: health.aio.HealthServicer
+    health: AsyncHealthServicer
     sweeper: ExpirySweeper
     read_models: ReadModels | None = None
     relay: EmbeddedRelay | None = None
@@ -157,7 +158,7 @@ async def create_server(
     # Read models: list and statistics queries, and the projections when enabled.
     read_models = ReadModels(runtime)
     read_models.register(server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = AsyncHealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (
