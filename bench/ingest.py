@@ -259,6 +259,9 @@ def main() -> None:
         "SMSLEDGER_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
         "SMSLEDGER_LOG_LEVEL": "WARNING",
         "SMSLEDGER_DB_POOL_SIZE": "4",
+        # Measure ingest alone: read models and metrics run elsewhere in production.
+        "SMSLEDGER_PROJECTIONS_IN_SERVER": "false",
+        "SMSLEDGER_METRICS_ADDRESS": "",
     }
     smsledger = str(Path(sys.executable).parent / "smsledger")
     results: dict[str, list[float]] = {k: [] for k in ("trivial", "psycopg", "unary", "batch")}

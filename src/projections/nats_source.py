@@ -19,10 +19,10 @@ stream the relay publishes:
   published them again, later in the stream. The event is negatively
   acknowledged with a delay, and applied once its predecessor has been.
 
-The payload lacks two things the folds need, so those events are read from
-the ledger's log by their ``Ledger-Position`` instead: the per-segment effects
-of a message-wide receipt on a multipart message, and the effect of an expiry
-the ledger inferred.
+The payload lacks two things the folds need: the per-segment effects of a
+message-wide receipt on a multipart message, and the effect of an expiry the
+ledger inferred. Those events are read from the ledger's log by their
+``Ledger-Position`` instead.
 
 The positions of the NATS-fed projections are stored under
 ``<projection>@nats`` and count the events applied. The log-fed and the
@@ -80,6 +80,9 @@ _KINDS: dict[str, type[Any]] = {
         "DestinationErased",
     )
 }
+_DRAIN_SECONDS = 0.01
+"""Maximum wait for more messages once the first message of a batch arrived."""
+
 _STATUS_NAMES = {value: name for name, value in events_pb2.MessageStatus.items()}
 _EFFECT_NAMES = {
     value: name.removeprefix("RECEIPT_EFFECT_") for name, value in events_pb2.ReceiptEffect.items()
@@ -97,12 +100,12 @@ class NatsSourceOptions:
         consumer: Name of the durable pull consumer; it keeps the delivery
             state on the server across restarts.
         batch_size: Most messages fetched and applied per transaction.
-        fetch_timeout_seconds: Maximum wait of one fetch for messages.
+        fetch_timeout_seconds: Maximum wait for the first message of a batch.
         retry_delay_seconds: Delay before an event whose predecessor has not
             been applied yet is delivered again.
         exclusive: Take the PostgreSQL advisory lock of the read models.
         backoff_initial_seconds: First wait after a failure.
-        backoff_max_seconds: Longest wait after repeated failures.
+        backoff_max_seconds: Maximum wait after repeated failures.
     """
 
     servers: tuple[str, ...]
@@ -110,7 +113,7 @@ class NatsSourceOptions:
     subjects: str
     consumer: str = "smsledger-projections"
     batch_size: int = 1000
-    fetch_timeout_seconds: float = 0.05
+    fetch_timeout_seconds: float = 1.0
     retry_delay_seconds: float = 1.0
     exclusive: bool = True
     backoff_initial_seconds: float = 0.5
@@ -317,11 +320,8 @@ class NatsProjectionWorker:
                 extra={"stream": options.stream, "consumer": options.consumer},
             )
             while True:
-                try:
-                    messages = await subscription.fetch(
-                        options.batch_size, timeout=options.fetch_timeout_seconds
-                    )
-                except nats.errors.TimeoutError:
+                messages = await self._fetch(subscription)
+                if not messages:
                     continue
                 await self._apply(projector, log, reader, messages, projections[0])
         finally:
@@ -332,6 +332,25 @@ class NatsProjectionWorker:
             await link.close()
             if lock is not None:
                 await lock.close()
+
+    async def _fetch(self, subscription: Any) -> list[Msg]:
+        """Wait for one message, then take every message already available.
+
+        A single fetch of a whole batch would wait until the batch is full or
+        its timeout passes. This returns as soon as something arrived, so the
+        batch is what accumulated meanwhile.
+        """
+        try:
+            first = await subscription.fetch(1, timeout=self.options.fetch_timeout_seconds)
+        except nats.errors.TimeoutError:
+            return []
+        if self.options.batch_size <= 1:
+            return list(first)
+        try:
+            rest = await subscription.fetch(self.options.batch_size - 1, timeout=_DRAIN_SECONDS)
+        except nats.errors.TimeoutError:
+            rest = []
+        return [*first, *rest]
 
     async def _take_lock(self, conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
         # The log-fed worker takes the same lock: one writer of the read models.

@@ -96,8 +96,8 @@ def test_statistics_match_exact_values(runtime: Runtime) -> None:
     conn = target_of(runtime).connect()
     try:
         query = StatsQuery(start, start + 86_400, TENANT, group_by=("carrier",))
-        performance = {g.key.carrier: g for g in carrier_performance(conn, query)}
-        latencies = {g.key.carrier: g for g in latency(conn, query)}
+        performance = {g.key.carrier or "": g for g in carrier_performance(conn, query)}
+        latencies = {g.key.carrier or "": g for g in latency(conn, query)}
     finally:
         conn.close()
         built.close()

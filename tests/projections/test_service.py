@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -20,7 +21,9 @@ from ledger.v1 import events_pb2, readmodels_pb2, readmodels_pb2_grpc
 from tests.conftest import make_settings
 from tests.projections.traffic import BASE, TENANT, plans, run_rounds
 
-Stub = readmodels_pb2_grpc.ReadModelServiceStub
+if TYPE_CHECKING:
+    # The asynchronous stub type exists only in the generated type stubs.
+    Stub = readmodels_pb2_grpc.ReadModelServiceAsyncStub
 
 
 def ts(seconds: float) -> Timestamp:
@@ -35,7 +38,7 @@ async def stub(server: tuple[str, Runtime]) -> AsyncIterator[tuple[Stub, Runtime
     await asyncio.to_thread(run_rounds, runtime.ledger, plans(90, seed=4))
     end = await asyncio.to_thread(runtime.store.max_position)
     async with grpc.aio.insecure_channel(address) as channel:
-        client = Stub(channel)
+        client = readmodels_pb2_grpc.ReadModelServiceStub(channel)
         deadline = time.monotonic() + 30
         while True:
             reply = await client.ListMessages(
@@ -235,7 +238,7 @@ async def test_queries_before_any_projection_are_empty(tmp_path: Path) -> None:
     await ledger_server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{ledger_server.port}") as channel:
-            client = Stub(channel)
+            client = readmodels_pb2_grpc.ReadModelServiceStub(channel)
             listed = await client.ListMessages(readmodels_pb2.ListMessagesRequest(tenant=TENANT))
             assert list(listed.messages) == []
             assert listed.position == 0
