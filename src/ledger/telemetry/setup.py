@@ -31,6 +31,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from prometheus_client import CollectorRegistry, start_http_server
 
 from ledger.application.commands import Command
@@ -118,7 +119,14 @@ class Telemetry:
         limits = SpanLimits(
             max_links=None if environ.get("OTEL_SPAN_LINK_COUNT_LIMIT") else DEFAULT_LINK_LIMIT
         )
-        self.tracer_provider = TracerProvider(resource=self.resource, span_limits=limits)
+        # Spans that nothing exports only cost CPU on every RPC, so unless a
+        # processor or OTLP endpoint is configured (or OTEL_TRACES_SAMPLER says
+        # otherwise) they are not recorded; trace ids still propagate.
+        exports = bool(self.options.span_processors) or _otlp_wanted(environ, "TRACES")
+        sampler = None if exports or environ.get("OTEL_TRACES_SAMPLER") else ALWAYS_OFF
+        self.tracer_provider = TracerProvider(
+            resource=self.resource, span_limits=limits, sampler=sampler
+        )
         for processor in self.options.span_processors:
             self.tracer_provider.add_span_processor(processor)
         if _otlp_wanted(environ, "TRACES"):
