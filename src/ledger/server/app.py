@@ -36,7 +36,7 @@ from ledger.telemetry import Telemetry
 from ledger.v1 import ledger_pb2, ledger_pb2_grpc
 from ledger.webhooks.server import WebhookServer, create_webhook_server
 from ledger.webhooks.stuck_service import SERVICE_NAME as RECONCILIATION_SERVICE_NAME
-from ledger.webhooks.stuck_service import ReconciliationServicer
+from ledger.webhooks.stuck_service import ReconciliationServicer, stuck_gauge
 from projections.server import ReadModels
 from projections.service import SERVICE_NAME as READ_MODEL_SERVICE_NAME
 
@@ -111,10 +111,10 @@ async def create_server(
     ``SMSLEDGER_WEBHOOK_ADDRESS``) when a connection has a webhook profile,
     and shares the group commit with the gRPC services.
 
-    With ``telemetry``, every RPC gets a span and metrics, every group-commit
-    batch a span linked to its commands' RPC spans, and the server's parts
-    export their metrics. Must be called on the event loop that will run the
-    server.
+    With ``telemetry``, every RPC and webhook request gets a span and metrics,
+    every group-commit batch a span linked to its commands' request spans, and
+    the server's parts export their metrics, the stuck-message count among
+    them. Must be called on the event loop that will run the server.
     """
     settings = runtime.settings
     # Telemetry wraps the security checks, so that denied calls are traced and counted.
@@ -192,7 +192,13 @@ async def create_server(
             relay=relay.relay if relay is not None else None,
             projection_worker=read_models.worker,
             webhooks=webhooks.handler.metrics if webhooks is not None else None,
+            stuck=stuck_gauge(runtime.store, runtime.connections, settings.stuck_after_seconds),
+            connections=tuple(runtime.connections),
         )
+        if webhooks is not None:
+            webhooks.middlewares.append(
+                telemetry.webhook_middleware(tuple(webhooks.handler.routes))
+            )
     return LedgerServer(
         server,
         port,
