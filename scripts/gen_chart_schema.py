@@ -188,6 +188,9 @@ def chart_schema() -> dict[str, Any]:
                             "relayLagEvents": _POSITIVE,
                             "projectionLagEvents": _POSITIVE,
                             "lagFor": {"type": "string", "pattern": "^[0-9]+[smh]$"},
+                            "webhookRejectedSignatures": {"type": "integer", "minimum": 0},
+                            "stuckMessages": {"type": "integer", "minimum": 0},
+                            "stuckFor": {"type": "string", "pattern": "^[0-9]+[smh]$"},
                         }
                     ),
                 }

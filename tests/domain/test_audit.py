@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.domain.audit import GENESIS_HASH, canonical_json, chain_hash, event_id
+from ledger.domain.audit import GENESIS_HASH, canonical_json, chain_hash, event_id, event_id_text
 
 
 def test_canonical_json_sorts_keys_and_encodes_types() -> None:
@@ -60,3 +60,9 @@ def test_canonical_json_equals_sorted_compact_json(record: dict[str, object]) ->
 
     expected = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert canonical_json(record) == expected.encode("utf-8")
+
+
+def test_event_id_text_equals_uuid5_text() -> None:
+    for version in (1, 2, 10, 12345):
+        aggregate = uuid.uuid4()
+        assert event_id_text(aggregate, version) == str(event_id(aggregate, version))

@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 import pytest
 
+from ledger.application.commands import SubmitMessage
 from ledger.runtime import Runtime, build_runtime
 from ledger.security.tokens import hash_token
 from ledger.server.app import LedgerServer, create_server
@@ -50,6 +51,18 @@ def write_tokens_file(path: Path) -> Path:
     return path
 
 
+def record_messages(runtime: Runtime, tenant: str, numbers: dict[str, str]) -> None:
+    """Submit one message per ``message id: number`` through the ledger."""
+    commands = [
+        SubmitMessage(
+            tenant=tenant, message_id=message_id, destination=number, sender="ACME", carrier="c1"
+        )
+        for message_id, number in numbers.items()
+    ]
+    outcomes = runtime.ledger.execute(commands)
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+
+
 def auth(name: str) -> tuple[tuple[str, str], ...]:
     """Return call metadata carrying the token of ``name``."""
     return (("authorization", f"Bearer {token_of(name)}"),)
@@ -74,9 +87,7 @@ async def start_secured(
     database_url: str, data_dir: Path, tokens: Path | None, **settings: Any
 ) -> Secured:
     """Build a runtime with ``settings`` and start a server on a free loopback port."""
-    runtime = build_runtime(
-        make_settings(database_url, data_dir, tokens_file=tokens, **settings)
-    )
+    runtime = build_runtime(make_settings(database_url, data_dir, tokens_file=tokens, **settings))
     server = await create_server(runtime, "127.0.0.1:0")
     await server.start()
     return Secured(f"127.0.0.1:{server.port}", runtime, server)

@@ -70,9 +70,7 @@ async def test_policy_covers_registered_services(secured_sqlite: Secured) -> Non
         responses = stub.ServerReflectionInfo(
             iter([reflection_pb2.ServerReflectionRequest(list_services="")])
         )
-        names = [
-            s.name async for r in responses for s in r.list_services_response.service
-        ]
+        names = [s.name async for r in responses for s in r.list_services_response.service]
     protected = {service.full_name for service in protected_services()}
     for name in names:
         is_open = any(prefix.startswith(f"/{name}/") for prefix in OPEN_METHOD_PREFIXES)

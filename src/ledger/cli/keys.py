@@ -63,15 +63,13 @@ def tokens_group() -> None:
     help="Role granted; repeat for several.",
 )
 @click.option("--tenant", "tenants", multiple=True, help="Limit the token to a tenant; repeatable.")
-@click.option(
-    "--stdin", "from_stdin", is_flag=True, help="Hash a token read from standard input."
-)
+@click.option("--stdin", "from_stdin", is_flag=True, help="Hash a token read from standard input.")
 def hash_command(
     name: str, roles: tuple[str, ...], tenants: tuple[str, ...], from_stdin: bool
 ) -> None:
     """Print a new token (to stderr) and its entry for the tokens file (to stdout).
 
-    Only the entry goes in the file: it holds the token's SHA-256 digest.
+    Only the entry goes in the file, and it contains the token's SHA-256 digest.
     Give the token to the client; it is not shown again.
     """
     token = sys.stdin.readline().strip() if from_stdin else new_token()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +23,15 @@ from ledger.simulate.plan import PlanConfig, scenario_names
 from ledger.simulate.readmodel_check import print_check, run_check
 from ledger.simulate.report import summary_table, write_json_report
 from ledger.simulate.runner import Prepared, SimulationResult, prepare, run_simulation
+from ledger.simulate.steps import MessagePlan
+from ledger.simulate.webhooks_mode import (
+    DEFAULT_WEBHOOK_ADDRESS,
+    WebhookEndpointError,
+    WebhooksMode,
+    load_webhooks,
+    write_webhook_connections,
+)
+from ledger.webhooks.server import split_address
 
 __all__ = ["simulate_command"]
 
@@ -111,10 +121,40 @@ _SHOWN = 20
     ),
 )
 @click.option(
+    "--webhooks",
+    is_flag=True,
+    help=(
+        "Deliver the receipts of the Twilio, Vonage, Plivo, Sinch, Infobip, MessageBird, "
+        "Kannel and Jasmin connections as signed HTTP callbacks to the server's webhook "
+        "endpoint, with retries after 429 and 503 and some callbacks delivered twice; "
+        "implies --receipt-formats. SMPP and AWS receipts keep using gRPC. Reads the "
+        "secrets from --connections-file."
+    ),
+)
+@click.option(
+    "--connections-file",
+    envvar="SMSLEDGER_CONNECTIONS_FILE",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help=(
+        "With --webhooks: the connection profiles the server runs with, as written by "
+        "--webhooks --write-connections. Defaults to SMSLEDGER_CONNECTIONS_FILE."
+    ),
+)
+@click.option(
+    "--webhook-address",
+    default=DEFAULT_WEBHOOK_ADDRESS,
+    show_default=True,
+    help=(
+        "With --webhooks --write-connections: HOST:PORT of the server's webhook endpoint "
+        "(its SMSLEDGER_WEBHOOK_ADDRESS); the profiles' public base URL is http://HOST:PORT."
+    ),
+)
+@click.option(
     "--write-connections",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help=(
-        "Write the connection profiles of --receipt-formats to this TOML file and exit. "
+        "Write the connection profiles of --receipt-formats to this TOML file and exit; "
+        "with --webhooks, add webhook tables with new secrets for --tenant. "
         "Start the server with SMSLEDGER_CONNECTIONS_FILE set to it."
     ),
 )
@@ -134,6 +174,9 @@ def simulate_command(
     report_json: Path | None,
     check_read_models: bool,
     receipt_formats: bool,
+    webhooks: bool,
+    connections_file: Path | None,
+    webhook_address: str,
     write_connections: Path | None,
 ) -> None:
     """Drive a running ledger with simulated carrier traffic and check the result.
@@ -151,26 +194,49 @@ def simulate_command(
 
     The run is refused when the server reads a probe receipt of any
     connection differently from the simulator.
-    """
+
+    With --webhooks, the aggregators' receipts arrive as signed callbacks on
+    the server's webhook endpoint. The profiles then contain secrets, which the
+    server and the simulator both read from the written file:
+
+    \b
+        smsledger simulate --webhooks --write-connections sim-hooks.toml
+        export SMSLEDGER_CONNECTIONS_FILE=sim-hooks.toml
+        SMSLEDGER_WEBHOOK_ADDRESS=127.0.0.1:8080 smsledger serve
+        smsledger simulate --webhooks --connections-file sim-hooks.toml
+
+    Before sending, every webhook route gets a signed callback without a
+    receipt, which the endpoint must reject as empty (HTTP 400).
+    """  # noqa: D301 - click keeps the lines after a "\b" (backspace) line unwrapped.
     console = Console()
     if not console.is_terminal:
         # Rich assumes 80 columns for a file or pipe, which wraps the summary table.
         console = Console(width=160)
     if write_connections is not None:
+        if webhooks:
+            try:
+                split_address(webhook_address)
+            except ValueError as error:
+                raise click.BadParameter(str(error), param_hint="--webhook-address") from error
         try:
-            write_connections_file(write_connections)
+            if webhooks:
+                write_webhook_connections(write_connections, tenant, webhook_address)
+            else:
+                write_connections_file(write_connections)
         except OSError as error:
             raise click.ClickException(
                 f"cannot write connection profiles to {write_connections}: {error}"
             ) from error
+        endpoint = f" SMSLEDGER_WEBHOOK_ADDRESS={webhook_address}" if webhooks else ""
         console.print(
             f"connection profiles written to {write_connections}; start the server with "
-            f"SMSLEDGER_CONNECTIONS_FILE={write_connections}"
+            f"SMSLEDGER_CONNECTIONS_FILE={write_connections}{endpoint}"
         )
         return
     seed = secrets.randbelow(2**31) if seed is None else seed
     run_id = run_id or secrets.token_hex(4)
-    formats = FormatsMode(seed) if receipt_formats else None
+    formats = FormatsMode(seed) if receipt_formats or webhooks else None
+    hooks = _webhooks_mode(seed, tenant, connections_file) if webhooks else None
     try:
         prepared = prepare(
             PlanConfig(
@@ -182,7 +248,7 @@ def simulate_command(
                 expiry_grace_seconds=expiry_grace,
                 skip=frozenset(skipped),
             ),
-            formats.rewrite if formats else None,
+            _rewrite(formats, hooks),
         )
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
@@ -201,13 +267,19 @@ def simulate_command(
         except (UnknownConnectionsError, ConnectionError) as error:
             raise click.ClickException(str(error)) from error
         console.print(f"receipt formats: {formats.summary()}")
+    if hooks is not None:
+        try:
+            asyncio.run(hooks.check())
+        except WebhookEndpointError as error:
+            raise click.ClickException(str(error)) from error
+        console.print(f"webhooks: {len(hooks.webhooks)} routes accept signed callbacks")
     console.print(
         f"run {run_id}, seed {seed}: {messages} messages, {prepared.command_count} commands "
         f"to {target} ({'batches of ' + str(batch_size) if batch_size else 'unary'}, "
         f"concurrency {concurrency})"
     )
     try:
-        result = asyncio.run(_run_with_progress(console, prepared, config))
+        result = asyncio.run(_run_with_progress(console, prepared, config, hooks))
     except ConnectionError as error:
         raise click.ClickException(str(error)) from error
     except grpc.aio.AioRpcError as error:
@@ -215,12 +287,14 @@ def simulate_command(
             f"reading messages back from {target} failed: {error.code().name}: {error.details()}"
         ) from error
     _print_result(console, prepared, result)
+    if hooks is not None:
+        console.print(f"webhooks: {hooks.summary()}")
     if report_json is not None:
         write_json_report(
             report_json,
             result.info,
             prepared.plans,
-            prepared.expected,
+            result.expected,
             result.rows,
             result.mismatches,
             result.stats.problems,
@@ -228,14 +302,42 @@ def simulate_command(
         console.print(f"report written to {report_json}")
     read_models_failed = False
     if check_read_models:
-        check = run_check(target, tenant, prepared.expected, result.states)
+        check = run_check(target, tenant, result.expected, result.states)
         print_check(console, check)
         read_models_failed = check.failed
     sys.exit(1 if result.failed or read_models_failed else 0)
 
 
+def _webhooks_mode(seed: int, tenant: str, connections_file: Path | None) -> WebhooksMode:
+    if connections_file is None:
+        raise click.UsageError(
+            "--webhooks needs the server's connection profiles: pass --connections-file FILE "
+            "or set SMSLEDGER_CONNECTIONS_FILE; write FILE with --webhooks --write-connections"
+        )
+    try:
+        return WebhooksMode(seed, load_webhooks(connections_file, tenant))
+    except (OSError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _rewrite(
+    formats: FormatsMode | None, hooks: WebhooksMode | None
+) -> Callable[[list[MessagePlan]], list[MessagePlan]] | None:
+    """Return the plan rewrite of the chosen modes: carrier formats first, then callbacks."""
+    if formats is None:
+        return None
+    if hooks is None:
+        return formats.rewrite
+    chosen = hooks
+
+    def rewrite(plans: list[MessagePlan]) -> list[MessagePlan]:
+        return chosen.rewrite(formats.rewrite(plans))
+
+    return rewrite
+
+
 async def _run_with_progress(
-    console: Console, prepared: Prepared, config: DriverConfig
+    console: Console, prepared: Prepared, config: DriverConfig, hooks: WebhooksMode | None
 ) -> SimulationResult:
     columns = (
         TextColumn("{task.description:<9}"),
@@ -251,6 +353,7 @@ async def _run_with_progress(
             config,
             on_command=lambda: progress.advance(sending),
             on_read=lambda: progress.advance(checking),
+            callbacks=hooks.sender if hooks is not None else None,
         )
 
 

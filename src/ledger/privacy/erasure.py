@@ -4,10 +4,11 @@ Erasing a subject (a tenant's destination number):
 
 1. appends an entry to the erasure log, when one is configured, before
    anything changes, so that a crash half-way is completed by ``--reapply``;
-2. in one transaction, destroys the subject key (the wrapped key and the
-   blind index are removed; the erasure time stays), appends a
+2. in one transaction, destroys the subject key, appends a
    ``DestinationErased`` event to the first messages of the subject, and
-   deletes the parked and unparsed receipts that name the number;
+   deletes the parked and unparsed receipts that name the number. Destroying
+   the key removes the wrapped key and the blind index and keeps the erasure
+   time;
 3. appends ``DestinationErased`` to the remaining messages, 500 per
    transaction.
 
@@ -23,8 +24,9 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import unquote_plus
 
 from ledger.application.batch import RAW_FIELD
 from ledger.application.ledger import Ledger
@@ -36,7 +38,7 @@ from ledger.privacy.subjects import decrypt_field
 from ledger.storage.records import KeptReceipt, SideWrites, from_micros, to_micros
 from ledger.storage.store import ConflictError
 
-__all__ = ["ErasureResult", "Eraser", "number_forms"]
+__all__ = ["Eraser", "ErasureResult", "number_forms"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ _DIGITS = re.compile(r"\d+")
 
 @dataclass(frozen=True)
 class ErasureResult:
-    """What one erasure changed.
+    """Counts and ids of one erasure.
 
     Attributes:
         tenant: The subject's tenant.
@@ -91,8 +93,12 @@ def _candidates(text: str) -> set[str]:
 
 
 def names_number(texts: Iterable[str], forms: frozenset[str]) -> bool:
-    """Return True when any of ``texts`` contains one of the number's ``forms``."""
-    return any(not forms.isdisjoint(_candidates(text)) for text in texts)
+    """Return True when any of ``texts``, as is or URL-decoded, contains one of ``forms``."""
+    for text in texts:
+        for variant in (text, unquote_plus(text)):
+            if not forms.isdisjoint(_candidates(variant)):
+                return True
+    return False
 
 
 class Eraser:
@@ -233,9 +239,7 @@ class Eraser:
         """Append the erasure event to messages that lack it, with ``side``, atomically."""
         for _ in range(_MAX_CONFLICTS):
             messages = self.store.load_messages(aggregate_ids)
-            changed = [
-                m for m in messages.values() if not getattr(m, "destination_erased", False)
-            ]
+            changed = [m for m in messages.values() if not getattr(m, "destination_erased", False)]
             now = self.clock()
             for message in changed:
                 message.record_erasure(erased_at=record.erased_at, recorded_at=now)

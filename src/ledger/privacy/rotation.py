@@ -54,7 +54,9 @@ def rewrap_keys(store: LedgerStore, crypto: SubjectCrypto, page_size: int = 500)
             try:
                 key, is_current = crypto.unwrap_with_age(key_id, wrapped)
             except ValueError:
-                logger.error("subject key opens under no configured master key", extra={"key_id": key_id})
+                logger.error(
+                    "subject key opens under no configured master key", extra={"key_id": key_id}
+                )
                 unreadable += 1
                 continue
             if is_current:

@@ -34,9 +34,7 @@ class AdminServicer(ledger_pb2_grpc.AdminServiceServicer):
     ) -> ledger_pb2.EraseSubjectResponse:
         """Erase one subject and report what changed."""
         try:
-            result = await asyncio.to_thread(
-                self.eraser.erase, request.tenant, request.destination
-            )
+            result = await asyncio.to_thread(self.eraser.erase, request.tenant, request.destination)
         except LedgerError as error:
             await abort_with_error(context, error)
             raise AssertionError("unreachable: abort raises") from None

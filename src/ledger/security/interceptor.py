@@ -9,7 +9,7 @@ For every RPC except health checking and reflection, in this order:
    RPC (PERMISSION_DENIED otherwise, also for an RPC missing from the table);
 3. limits: the client's rate and calls in flight (RESOURCE_EXHAUSTED with a
    ``google.rpc.RetryInfo`` delay);
-4. tenants: a tenant-limited token sees other tenants' data as missing
+4. tenants: a tenant-limited token gets other tenants' data treated as missing
    (:mod:`ledger.security.tenancy`).
 
 Denials are logged at most once per client, method and status a minute,
@@ -25,8 +25,9 @@ from typing import Any
 
 import grpc
 from google.protobuf import message_factory
+from google.protobuf.message import DecodeError
 
-from ledger.errors import LedgerError
+from ledger.errors import FieldViolation, InvalidArgumentError, LedgerError
 from ledger.security import tenancy
 from ledger.security.limits import ClientLimiter
 from ledger.security.policy import (
@@ -59,6 +60,38 @@ def peer_host(peer: str) -> str:
         host = address.rsplit(":", 1)[0]
         return host.strip("[]")
     return peer
+
+
+class _Malformed:
+    """Stands for a request body that did not parse; the handler is never given it."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """Wrap a request parser so that a malformed body becomes a :class:`_Malformed`.
+
+    Without it grpc.aio returns UNKNOWN with the parser's error text and logs
+    a traceback for every such call, which a flood of garbage turns into a
+    flood of logs.
+    """
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except (DecodeError, ValueError, RecursionError) as error:
+            return _Malformed(type(error).__name__)
+
+    return parse
+
+
+def _malformed_error(method: str) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        FieldViolation("request", f"is not a valid protobuf message for {method}")
+    )
 
 
 class _Denied(Exception):
@@ -135,7 +168,7 @@ class SecurityInterceptor(_ServerInterceptor):  # type: ignore[misc]
             return handler
         policy = self.policies.get(method)
         serializers = {
-            "request_deserializer": handler.request_deserializer,
+            "request_deserializer": _tolerant(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary is not None:
@@ -222,6 +255,9 @@ class SecurityInterceptor(_ServerInterceptor):  # type: ignore[misc]
                 self._denials.record(client, method, "RESOURCE_EXHAUSTED", error.message)
                 await abort_with_error(context, error)
             try:
+                if isinstance(request, _Malformed):
+                    self._denials.record(client, method, "INVALID_ARGUMENT", request.reason)
+                    await abort_with_error(context, _malformed_error(method))
                 return await self._call(method, policy, principal, behavior, request, context)
             finally:
                 self.limiter.release(client)
@@ -279,10 +315,14 @@ class SecurityInterceptor(_ServerInterceptor):  # type: ignore[misc]
                 await abort_with_error(context, error)
                 return
             try:
-                if principal.tenants is not None and policy.tenancy is not Tenancy.NONE:
-                    if not principal.may_see(request.tenant):
-                        await abort_with_error(context, tenancy.denial(policy.tenancy, request))
-                        return
+                if isinstance(request, _Malformed):
+                    self._denials.record(client, method, "INVALID_ARGUMENT", request.reason)
+                    await abort_with_error(context, _malformed_error(method))
+                    return
+                limited = principal.tenants is not None and policy.tenancy is not Tenancy.NONE
+                if limited and not principal.may_see(request.tenant):
+                    await abort_with_error(context, tenancy.denial(policy.tenancy, request))
+                    return
                 async for response in behavior(request, context):
                     yield response
             finally:

@@ -1,8 +1,8 @@
 """Tenant isolation: requests and responses as a tenant-limited token may see them.
 
-A call that names a tenant the token may not see gets what a call for data
-that does not exist gets: NOT_FOUND with the same message the ledger gives
-for an unknown message, carrier id or subject, or an empty list.
+A call that names a tenant the token may not see gets the response of a call
+for data that does not exist. That is NOT_FOUND with the message the ledger
+gives for an unknown message, carrier id or subject, or an empty list.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from ledger.security.tokens import Principal
 
 __all__ = [
     "blank_list",
-    "denied_batch_entries",
     "denial",
+    "denied_batch_entries",
     "drop_hidden_items",
     "replace_denied_results",
 ]
@@ -93,9 +93,7 @@ def replace_denied_results(response: Any, denied: dict[int, LedgerError]) -> Non
 def blank_list(response: ProtoMessage) -> None:
     """Empty a list response as for a tenant without data: no items, no next page."""
     for field in response.DESCRIPTOR.fields:
-        if _is_repeated(field):
-            response.ClearField(field.name)
-        elif field.name in _PAGE_TOKEN_FIELDS:
+        if _is_repeated(field) or field.name in _PAGE_TOKEN_FIELDS:
             response.ClearField(field.name)
 
 
@@ -109,10 +107,9 @@ def drop_hidden_items(response: ProtoMessage, principal: Principal) -> None:
         if "tenant" not in field.message_type.fields_by_name:
             continue
         items = getattr(response, field.name)
-        kept = [item for item in items if principal.may_see(item.tenant)]
-        if len(kept) != len(items):
-            response.ClearField(field.name)
-            items.extend(kept)
+        for position in reversed(range(len(items))):
+            if not principal.may_see(items[position].tenant):
+                del items[position]
 
 
 def _is_repeated(field: Any) -> bool:

@@ -7,6 +7,10 @@ calls are in flight, each carrying the next command of up to ``batch_size``
 different messages, so a batch mixes messages and every message keeps its
 own order. Every command result is checked against the one the ground truth
 expects (parked, duplicate, replayed, recorded, or plain OK).
+
+With :class:`ReceiptCallbacks`, the raw receipts it handles travel as HTTP
+callbacks instead, in the same order. A callback's response does not name
+the receipt's disposition, so only its success is checked.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import grpc
 
@@ -27,7 +32,7 @@ from ledger.simulate.steps import MessagePlan, Receipt, Replay, WaitForExpiry
 from ledger.simulate.truth import Disposition
 from ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
-__all__ = ["CommandProblem", "DriveStats", "Driver", "DriverConfig"]
+__all__ = ["CommandProblem", "DriveStats", "Driver", "DriverConfig", "ReceiptCallbacks"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +79,20 @@ class DriverConfig:
     joined_report_connections: frozenset[str] = frozenset()
 
 
+class ReceiptCallbacks(Protocol):
+    """Delivers some raw receipts as HTTP callbacks instead of gRPC commands."""
+
+    def handles(self, command: ledger_pb2.Command) -> bool:
+        """Tell whether ``command`` travels as a callback."""
+        ...
+
+    async def send(
+        self, command: ledger_pb2.Command, message_ids: Sequence[str]
+    ) -> ledger_pb2.CommandResult:
+        """Deliver ``command``, which carries receipts of ``message_ids``, and return its result."""
+        ...
+
+
 @dataclass(frozen=True)
 class CommandProblem:
     """A step whose command result differs from the expected one."""
@@ -112,6 +131,8 @@ class Driver:
         plans: The scripts.
         expected_results: For each script, the result the ground truth expects per step.
         on_command: Called once per completed command, for progress display.
+        callbacks: Delivers the raw receipts it handles over HTTP; None sends
+            every command over gRPC.
     """
 
     def __init__(
@@ -120,11 +141,13 @@ class Driver:
         plans: Sequence[MessagePlan],
         expected_results: Sequence[Sequence[Disposition]],
         on_command: Callable[[], None] | None = None,
+        callbacks: ReceiptCallbacks | None = None,
     ) -> None:
         self.config = config
         self.plans = plans
         self.expected_results = expected_results
         self.on_command = on_command or (lambda: None)
+        self.callbacks = callbacks
         self.stats = DriveStats()
         self._cursors = [0] * len(plans)
         self._retries: dict[int, int] = {}
@@ -184,13 +207,18 @@ class Driver:
                 self._cursors[index] += 1
                 continue
             command = self._command(index)
+            over_http = self._over_http(command)
             for attempt in range(self.config.max_retries + 1):
-                result = await self._send_unary(command)
+                if over_http:
+                    assert self.callbacks is not None
+                    result = await self.callbacks.send(command, (plan.message_id,))
+                else:
+                    result = await self._send_unary(command)
                 if result.status.code not in _RETRYABLE or attempt == self.config.max_retries:
                     break
                 self.stats.retries += 1
                 await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
-            self._settle(index, result)
+            self._settle(index, result, over_http=over_http)
         self.stats.finished += 1
 
     async def _run_batches(self) -> None:
@@ -256,6 +284,9 @@ class Driver:
 
     # ------------------------------------------------------------ sending
 
+    def _over_http(self, command: ledger_pb2.Command) -> bool:
+        return self.callbacks is not None and self.callbacks.handles(command)
+
     def _command(self, index: int) -> ledger_pb2.Command:
         plan = self.plans[index]
         step = plan.steps[self._cursors[index]]
@@ -282,21 +313,20 @@ class Driver:
         """Send the next command of each message in ``batch`` and settle the results.
 
         A command refused as overloaded or unavailable stays at its step, to
-        be sent again in a later batch, after a backoff.
+        be sent again in a later batch, after a backoff. Receipts that travel
+        as callbacks are delivered beside the ExecuteBatch call.
         """
-        commands, slots = join_reports(
-            [self._command(i) for i in batch], self.config.joined_report_connections
+        commands = [self._command(i) for i in batch]
+        over_http = [self._over_http(command) for command in commands]
+        results = [ledger_pb2.CommandResult()] * len(batch)
+        rpc_part = [p for p in range(len(batch)) if not over_http[p]]
+        http_part = [p for p in range(len(batch)) if over_http[p]]
+        await asyncio.gather(
+            self._execute_batch(commands, rpc_part, results),
+            self._deliver_callbacks(batch, commands, http_part, results),
         )
-        request = ledger_pb2.ExecuteBatchRequest(commands=commands)
-        try:
-            response = await self.stub.ExecuteBatch(
-                request, timeout=self.config.rpc_timeout_seconds
-            )
-            results = [result_for(response.results, slot) for slot in slots]
-        except grpc.aio.AioRpcError as error:
-            results = [_failed_result(error)] * len(batch)
         retry_after = 0.0
-        for index, result in zip(batch, results, strict=True):
+        for index, result, http in zip(batch, results, over_http, strict=True):
             retries = self._retries.get(index, 0)
             if result.status.code in _RETRYABLE and retries < self.config.max_retries:
                 self._retries[index] = retries + 1
@@ -304,12 +334,63 @@ class Driver:
                 retry_after = max(retry_after, min(2.0, 0.05 * 2**retries))
                 continue
             self._retries.pop(index, None)
-            self._settle(index, result)
+            self._settle(index, result, over_http=http)
         if retry_after:
             await asyncio.sleep(retry_after)
 
-    def _settle(self, index: int, result: ledger_pb2.CommandResult) -> None:
-        """Check a command result against the expected one and move the script on."""
+    async def _execute_batch(
+        self,
+        commands: list[ledger_pb2.Command],
+        part: list[int],
+        results: list[ledger_pb2.CommandResult],
+    ) -> None:
+        """Send the commands at positions ``part`` in one ExecuteBatch call; fill ``results``."""
+        if not part:
+            return
+        sent, slots = join_reports(
+            [commands[p] for p in part], self.config.joined_report_connections
+        )
+        request = ledger_pb2.ExecuteBatchRequest(commands=sent)
+        try:
+            response = await self.stub.ExecuteBatch(
+                request, timeout=self.config.rpc_timeout_seconds
+            )
+            for position, slot in zip(part, slots, strict=True):
+                results[position] = result_for(response.results, slot)
+        except grpc.aio.AioRpcError as error:
+            for position in part:
+                results[position] = _failed_result(error)
+
+    async def _deliver_callbacks(
+        self,
+        batch: list[int],
+        commands: list[ledger_pb2.Command],
+        part: list[int],
+        results: list[ledger_pb2.CommandResult],
+    ) -> None:
+        """Deliver the commands at positions ``part`` as callbacks, joined like a batch."""
+        if not part:
+            return
+        assert self.callbacks is not None
+        sent, slots = join_reports(
+            [commands[p] for p in part], self.config.joined_report_connections
+        )
+        carried: list[list[str]] = [[] for _ in sent]
+        for position, (target, _) in zip(part, slots, strict=True):
+            carried[target].append(self.plans[batch[position]].message_id)
+        replies = await asyncio.gather(
+            *(self.callbacks.send(c, ids) for c, ids in zip(sent, carried, strict=True))
+        )
+        for position, slot in zip(part, slots, strict=True):
+            results[position] = result_for(replies, slot)
+
+    def _settle(
+        self, index: int, result: ledger_pb2.CommandResult, *, over_http: bool = False
+    ) -> None:
+        """Check a command result against the expected one and move the script on.
+
+        A callback's result names no disposition, so ``over_http`` skips that check.
+        """
         plan = self.plans[index]
         position = self._cursors[index]
         step = plan.steps[position]
@@ -335,6 +416,8 @@ class Driver:
         if result.replayed:
             detail = "new command returned a replayed result; was this run id used before?"
             self._problem(index, detail, position)
+        elif over_http:
+            return
         elif expected in _DISPOSITIONS and result.receipt_disposition != _DISPOSITIONS[expected]:
             name = ledger_pb2.ReceiptDisposition.Name(result.receipt_disposition)
             actual = name.removeprefix("RECEIPT_DISPOSITION_")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from ledger.simulate.plan import PlanConfig, generate_plan, scenario_counts
 from ledger.simulate.report import CarrierRow, RunInfo, summarize
 from ledger.simulate.steps import MessagePlan
 from ledger.simulate.truth import Disposition, ExpectedState, expected_outcome
+from ledger.simulate.webhook_sender import CallbackSender, with_copies
 from ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
 __all__ = ["Prepared", "SimulationResult", "prepare", "run_simulation"]
@@ -44,13 +46,19 @@ class Prepared:
 
 @dataclass(frozen=True)
 class SimulationResult:
-    """Everything a run found."""
+    """Everything a run found.
+
+    Attributes:
+        expected: The ground truth the states were compared with: the
+            prepared one, plus the copies of callbacks that reached the ledger.
+    """
 
     info: RunInfo
     stats: DriveStats
     states: dict[str, ledger_pb2.MessageState | None]
     mismatches: list[Mismatch]
     rows: list[CarrierRow]
+    expected: dict[str, ExpectedState]
 
     @property
     def failed(self) -> bool:
@@ -90,8 +98,13 @@ async def run_simulation(
     *,
     on_command: Callable[[], None] | None = None,
     on_read: Callable[[], None] | None = None,
+    callbacks: CallbackSender | None = None,
 ) -> SimulationResult:
     """Send a prepared plan to the server at ``config.target`` and check the result.
+
+    With ``callbacks``, the raw receipts it handles go to the webhook endpoint,
+    and the copies of callbacks that reached the ledger count as duplicates
+    in the ground truth.
 
     Raises:
         ConnectionError: The server cannot be reached.
@@ -109,13 +122,19 @@ async def run_simulation(
                 f"cannot connect to {config.target} within {config.connect_timeout_seconds:g} s; "
                 "check that `smsledger serve` listens there"
             ) from None
-        driver = Driver(config, prepared.plans, prepared.expected_results, on_command)
-        stats = await driver.run(channel)
+        driver = Driver(config, prepared.plans, prepared.expected_results, on_command, callbacks)
+        async with contextlib.AsyncExitStack() as stack:
+            if callbacks is not None:
+                await stack.enter_async_context(callbacks)
+            stats = await driver.run(channel)
+        expected = prepared.expected
+        if callbacks is not None:
+            expected = with_copies(expected, callbacks.stats.extra_duplicates)
         started = time.monotonic()
         states, mismatches = await settle_and_compare(
             ledger_pb2_grpc.LedgerServiceStub(channel),
             config.tenant,
-            prepared.expected,
+            expected,
             concurrency=config.concurrency,
             timeout_seconds=config.rpc_timeout_seconds,
             expiry_wait_seconds=config.expiry_wait_seconds,
@@ -133,5 +152,5 @@ async def run_simulation(
         check_seconds=check_seconds,
         scenario_counts=scenario_counts(prepared.plans),
     )
-    rows = summarize(prepared.plans, prepared.expected, states, mismatches, stats)
-    return SimulationResult(info, stats, states, mismatches, rows)
+    rows = summarize(prepared.plans, expected, states, mismatches, stats)
+    return SimulationResult(info, stats, states, mismatches, rows, expected)

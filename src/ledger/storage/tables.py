@@ -552,14 +552,26 @@ class SideTables:
             ),
             [new, key_id, old],
         )
-        return bool(getattr(cursor, "rowcount", 0))
+        # Read back rather than use rowcount, which eventsourcing's SQLite cursor lacks.
+        cursor.execute(
+            self.dialect.sql(f"SELECT wrapped_key FROM {self.subject_keys} WHERE key_id = %s"),
+            [key_id],
+        )
+        rows = cursor.fetchall()
+        return (
+            bool(rows)
+            and rows[0]["wrapped_key"] is not None
+            and bytes(rows[0]["wrapped_key"]) == new
+        )
 
     def select_kept_receipts(self, cursor: Cursor, tenant: str) -> list[KeptReceipt]:
         """Return every parked and unparsed receipt of a tenant, with its stored text."""
         sql = self.dialect.sql
         cursor.execute(
-            sql(f"SELECT receipt_id, raw_ciphertext, raw_key_id, report FROM {self.parked} "
-                "WHERE tenant = %s"),
+            sql(
+                f"SELECT receipt_id, raw_ciphertext, raw_key_id, report FROM {self.parked} "
+                "WHERE tenant = %s"
+            ),
             [tenant],
         )
         kept = [
@@ -573,8 +585,10 @@ class SideTables:
             for row in cursor.fetchall()
         ]
         cursor.execute(
-            sql(f"SELECT receipt_id, raw_ciphertext, raw_key_id, error, metadata FROM "
-                f"{self.unparsed} WHERE tenant = %s"),
+            sql(
+                f"SELECT receipt_id, raw_ciphertext, raw_key_id, error, metadata FROM "
+                f"{self.unparsed} WHERE tenant = %s"
+            ),
             [tenant],
         )
         kept.extend(

@@ -58,6 +58,7 @@ def metric_views() -> list[View]:
     return [
         View(instrument_name=names.RPC_DURATION.name, aggregation=seconds),
         View(instrument_name=names.BATCH_DURATION.name, aggregation=seconds),
+        View(instrument_name=names.WEBHOOK_DURATION.name, aggregation=seconds),
         View(
             instrument_name=names.BATCH_SIZE.name,
             aggregation=ExplicitBucketHistogramAggregation(BATCH_SIZE_BUCKETS),
@@ -133,6 +134,7 @@ class LedgerMetrics:
         self.receipts_unparsed = _create_counter(meter, names.RECEIPTS_UNPARSED)
         self.receipts_final = _create_counter(meter, names.RECEIPTS_FINAL)
         self.probe_errors = _create_counter(meter, names.PROBE_ERRORS)
+        self.webhook_duration = _create_histogram(meter, names.WEBHOOK_DURATION)
         self.delivery = SlidingRatio(delivery_window_seconds)
         meter.create_observable_gauge(
             names.DELIVERY_RATIO.name,
@@ -153,6 +155,10 @@ class LedgerMetrics:
         """Record one finished RPC; ``full_method`` is ``/package.Service/Method``."""
         service, _, method = full_method.lstrip("/").partition("/")
         self.rpc_duration.record(seconds, {"service": service, "method": method, "code": code})
+
+    def record_webhook(self, connection: str, status: int, seconds: float) -> None:
+        """Record one finished webhook request with its HTTP status code."""
+        self.webhook_duration.record(seconds, {"connection": connection, "code": str(status)})
 
     def record_batch(self, size: int, seconds: float) -> None:
         """Record one committed group-commit batch (the committer's ``on_batch``)."""

@@ -198,6 +198,21 @@ WEBHOOK_CALLBACKS = MetricSpec(
     ("connection", "outcome"),
     "Carrier callbacks on the webhook endpoint, by connection and outcome.",
 )
+WEBHOOK_DURATION = MetricSpec(
+    "ledger.webhook.duration",
+    "histogram",
+    "s",
+    ("connection", "code"),
+    "Time from a callback's arrival to its response, by connection and HTTP status code.",
+)
+STUCK_MESSAGES = MetricSpec(
+    "ledger.stuck.messages",
+    "gauge",
+    "{message}",
+    ("connection",),
+    "Messages accepted longer ago than the connection's stuck threshold and still without "
+    "a final outcome, read from the database.",
+)
 PROBE_ERRORS = MetricSpec(
     "ledger.metrics.probe.errors",
     "counter",
@@ -229,6 +244,8 @@ METRICS: tuple[MetricSpec, ...] = (
     PROJECTION_LAG_TIME,
     PROJECTION_RESTARTS,
     WEBHOOK_CALLBACKS,
+    WEBHOOK_DURATION,
+    STUCK_MESSAGES,
     PROBE_ERRORS,
 )
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer
 
 import grpc
+from aiohttp.typedefs import Middleware
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
@@ -40,6 +41,7 @@ from ledger.telemetry.interceptors import RpcMetricsInterceptor, tracing_interce
 from ledger.telemetry.metrics import GaugeValues, LedgerMetrics, metric_views
 from ledger.telemetry.probes import Poller, Probe, count_orphans, projection_lags, relay_lags
 from ledger.telemetry.tracing import current_traceparent, linked_span, set_tracer_provider
+from ledger.telemetry.webhooks import webhook_middleware
 
 if TYPE_CHECKING:
     from ledger.application.committer import GroupCommitter
@@ -353,6 +355,40 @@ class Telemetry:
             names.PROJECTION_RESTARTS, lambda: [({}, float(worker.restarts))]
         )
 
+    def webhook_middleware(self, connections: Collection[str]) -> Middleware:
+        """Return the aiohttp middleware that gives each callback a span and records its latency.
+
+        Args:
+            connections: The connections with a webhook route; requests naming
+                others are labelled ``unknown``.
+        """
+        return webhook_middleware(
+            self.tracer_provider.get_tracer("smsledger"), self.metrics.record_webhook, connections
+        )
+
+    def watch_stuck(
+        self, measure: Callable[[], Mapping[str, int]], connections: Collection[str] = ()
+    ) -> None:
+        """Export the number of stuck messages per connection, refreshed by :meth:`start`.
+
+        Args:
+            measure: Counts stuck messages per connection; queries the
+                database, so it runs on the poller's worker thread.
+            connections: Connections exported at 0 while none of their
+                messages is stuck, so that alerts and dashboards find a series.
+        """
+        always = frozenset(connections)
+
+        def read() -> list[tuple[dict[str, str], float]]:
+            counts = measure()
+            return [
+                ({"connection": name}, float(counts.get(name, 0)))
+                for name in sorted(always | counts.keys())
+            ]
+
+        stuck = self._add_probe(Probe("stuck_messages", read))
+        self.metrics.observe_gauge(names.STUCK_MESSAGES, stuck)
+
     def watch_webhooks(self, metrics: WebhookMetrics) -> None:
         """Export the webhook endpoint's callback counts."""
 
@@ -373,9 +409,21 @@ class Telemetry:
         relay: Relay | None = None,
         projection_worker: ProjectionWorker | None = None,
         webhooks: WebhookMetrics | None = None,
+        stuck: Callable[[], Mapping[str, int]] | None = None,
+        connections: Collection[str] = (),
     ) -> None:
         """Export everything a ledger server runs: storage, group commit, relay,
-        projections and the webhook endpoint.
+        projections, the webhook endpoint and the stuck messages.
+
+        Args:
+            settings: The server's settings.
+            store: The ledger store.
+            committer: The group commit.
+            relay: The embedded relay, if any.
+            projection_worker: The embedded projection worker, if any.
+            webhooks: The webhook endpoint's callback counts, if it runs.
+            stuck: Counts stuck messages per connection (see :meth:`watch_stuck`).
+            connections: The configured connection names.
         """
         self.watch_store(store)
         self.watch_committer(committer)
@@ -391,6 +439,8 @@ class Telemetry:
             self.watch_projection_worker(projection_worker)
         if webhooks is not None:
             self.watch_webhooks(webhooks)
+        if stuck is not None:
+            self.watch_stuck(stuck, connections)
 
     def _add_probe(self, probe: Probe) -> GaugeValues:
         # Export the error counter at 0 from the start, so that rate() counts its first error.

@@ -9,9 +9,11 @@ import signal
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from ledger.application.committer import GroupCommitter
 from ledger.runtime import Runtime
+from ledger.telemetry import Telemetry
 from ledger.webhooks.app import WebhookHandler, build_routes
 from ledger.webhooks.metrics import WebhookMetrics
 from ledger.webhooks.replay import ReplayCache
@@ -54,12 +56,16 @@ class WebhookServer:
     def __init__(self, handler: WebhookHandler, address: str) -> None:
         self.handler = handler
         self.host, self.port = split_address(address)
+        # Wrap every route, such as the telemetry spans; add them before start().
+        self.middlewares: list[Middleware] = []
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
     def application(self) -> web.Application:
         """Return the aiohttp application with the callback and health routes."""
-        app = web.Application(client_max_size=self.handler.max_body_bytes)
+        app = web.Application(
+            client_max_size=self.handler.max_body_bytes, middlewares=self.middlewares
+        )
         for path in ("/hooks/{connection}", "/hooks/{connection}/{token}"):
             app.router.add_route("POST", path, self.handler.handle)
             app.router.add_route("GET", path, self.handler.handle)
@@ -180,10 +186,20 @@ def create_webhook_server(
 
 
 async def serve_webhooks(runtime: Runtime, address: str | None = None) -> None:
-    """Run only the webhook endpoint (with its own group commit) until SIGTERM or SIGINT."""
+    """Run only the webhook endpoint (with its own group commit) until SIGTERM or SIGINT.
+
+    The process serves its metrics on ``SMSLEDGER_METRICS_ADDRESS`` and traces
+    each callback and commit batch like the ledger server does.
+    """
     settings = runtime.settings
+    telemetry = Telemetry.from_settings(settings, "smsledger-webhooks")
     committer = GroupCommitter(
-        runtime.ledger, max_batch=settings.commit_max_batch, max_queued=settings.commit_max_queued
+        runtime.ledger,
+        max_batch=settings.commit_max_batch,
+        max_queued=settings.commit_max_queued,
+        on_batch=telemetry.metrics.record_batch,
+        trace_context=telemetry.trace_context,
+        around_batch=telemetry.around_batch,
     )
     server = create_webhook_server(runtime, committer, address)
     if server is None:
@@ -191,6 +207,11 @@ async def serve_webhooks(runtime: Runtime, address: str | None = None) -> None:
             "no connection has a webhook table, or SMSLEDGER_WEBHOOK_ADDRESS is empty; "
             "nothing to serve"
         )
+    telemetry.watch_store(runtime.store)
+    telemetry.watch_committer(committer)
+    telemetry.watch_webhooks(server.handler.metrics)
+    server.middlewares.append(telemetry.webhook_middleware(tuple(server.handler.routes)))
+    await telemetry.start_process(settings.metrics_address)
     await committer.start()
     await server.start()
     stopping = asyncio.Event()
@@ -203,4 +224,5 @@ async def serve_webhooks(runtime: Runtime, address: str | None = None) -> None:
     await server.stop()
     await committer.stop()
     runtime.close()
+    await telemetry.close()
     logger.info("webhook endpoint stopped")
