@@ -52,8 +52,8 @@ def mask_number(country_code: int, national_number: str) -> str:
     tail = 2 if len(national_number) > hidden + 2 else 0
     head = national_number[: len(national_number) - hidden - tail]
     visible_head = f"{head[:4]} {head[4:]}" if len(head) > 4 else head
-    masked = f"{visible_head}{'x' * hidden}{national_number[len(national_number) - tail :] if tail else ''}"
-    return f"+{country_code} {masked}"
+    visible_tail = national_number[len(national_number) - tail :] if tail else ""
+    return f"+{country_code} {visible_head}{'x' * hidden}{visible_tail}"
 
 
 def masked_for_error(value: str) -> str:
