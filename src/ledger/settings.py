@@ -378,6 +378,23 @@ class Settings(BaseSettings):
             "MASTER_KEY only. Remove them once `smsledger keys rotate` has run."
         ),
     )
+    checkpoint_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Base64 of a 32-byte Ed25519 seed that signs checkpoints of the log head "
+            "(`smsledger checkpoint keygen` makes one). Keep it away from the database."
+        ),
+    )
+    checkpoint_file: Path | None = Field(
+        default=None,
+        description=(
+            "File that signed checkpoints are appended to, one JSON line each; keep it "
+            "outside the database and its backups. Checkpoints are off while unset."
+        ),
+    )
+    checkpoint_interval_seconds: float = Field(
+        default=300.0, gt=0, description="How often `serve` appends a checkpoint."
+    )
     erasure_log_file: Path | None = Field(
         default=None,
         description=(

@@ -48,6 +48,8 @@ def test_rendered_env_names_are_settings(helm: Path) -> None:
         "SMSLEDGER_TLS_CLIENT_CA_FILE",
         "SMSLEDGER_PREVIOUS_MASTER_KEYS",
         "SMSLEDGER_ERASURE_LOG_FILE",
+        "SMSLEDGER_CHECKPOINT_KEY",
+        "SMSLEDGER_CHECKPOINT_FILE",
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ledger.cli.audit import history_command, verify_command
+from ledger.cli.checkpoint import checkpoint_group
 from ledger.cli.erase import erase_command
 from ledger.cli.keys import keys_group, tokens_group
 from ledger.cli.migrate import migrate_command
@@ -28,6 +29,7 @@ main.add_command(serve_command)
 main.add_command(migrate_command)
 main.add_command(history_command)
 main.add_command(verify_command)
+main.add_command(checkpoint_group)
 main.add_command(simulate_command)
 main.add_command(receipts_group)
 main.add_command(relay_command)

@@ -29,6 +29,8 @@ from ledger.runtime import Runtime
 from ledger.security import security_interceptor
 from ledger.security.admin import AdminServicer
 from ledger.security.tls import server_credentials
+from ledger.checkpoints import load_private_key
+from ledger.server.checkpointer import Checkpointer
 from ledger.server.receipts import ReceiptServicer
 from ledger.server.service import LedgerServicer
 from ledger.server.sweeper import ExpirySweeper
@@ -221,6 +223,16 @@ async def serve(runtime: Runtime) -> None:
         telemetry.start_metrics_server(settings.metrics_address)
     ledger_server = await create_server(runtime, telemetry=telemetry)
     await ledger_server.start()
+    if settings.checkpoint_key is not None and settings.checkpoint_file is not None:
+        checkpointer = Checkpointer(
+            runtime.store,
+            load_private_key(settings.checkpoint_key.get_secret_value()),
+            settings.checkpoint_file,
+            settings.checkpoint_interval_seconds,
+        )
+        ledger_server.background.append(
+            asyncio.create_task(checkpointer.run(), name="checkpointer")
+        )
     logger.info(
         "ledger serving",
         extra={"address": runtime.settings.grpc_address, "port": ledger_server.port},
