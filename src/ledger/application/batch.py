@@ -159,12 +159,13 @@ class Batch:
                 self._numbers[c.destination] = checked
                 subjects.add((c.tenant, checked.e164))
         self._subject_keys = self.ledger.keyring.lookup(subjects)
+        self._looked_up = subjects
 
     def subject_key(self, tenant: str, subject: str) -> tuple[str, bytes]:
         """Return the key of a subject, creating it in this batch if it has none."""
         pair = (tenant, subject)
         entry = self._subject_keys.get(pair)
-        if entry is None:
+        if entry is None and pair not in self._looked_up:
             entry = self.ledger.keyring.lookup([pair]).get(pair)
         if entry is None:
             entry, row = self.ledger.keyring.create(tenant, subject, self.now_micros)

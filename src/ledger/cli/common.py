@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import click
 
 from ledger.errors import LedgerError
@@ -9,7 +11,7 @@ from ledger.runtime import Runtime, build_runtime, storage_config
 from ledger.settings import ConfigurationError, load_settings
 from ledger.storage.store import LedgerStore
 
-__all__ = ["open_runtime", "open_store"]
+__all__ = ["open_runtime", "open_store", "tune_garbage_collector"]
 
 
 def open_runtime(database_url: str | None = None, *, create_tables: bool | None = None) -> Runtime:
@@ -35,3 +37,22 @@ def open_store(database_url: str | None = None) -> LedgerStore:
         return LedgerStore(storage_config(settings, create_tables=False))
     except (ConfigurationError, LedgerError, ValueError) as error:
         raise click.ClickException(str(error)) from error
+
+
+_GC_THRESHOLD = 50_000
+"""Allocations between two collections of the youngest generation (Python's default: 700)."""
+
+
+def tune_garbage_collector() -> None:
+    """Collect cyclic garbage less often, for a process that allocates per event.
+
+    With the default threshold (700 allocations) the collector runs every
+    few events and scans the in-flight window each time. Raising it cut the
+    relay's CPU time per event by about 15% in a run of the publishers of
+    ``bench/relay.py`` on a busy 2-core machine (estimate from two runs), and
+    shortens the server's pauses while it holds many cached messages.
+    Objects alive after start-up are frozen out of the scans.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_GC_THRESHOLD, 50, 100)

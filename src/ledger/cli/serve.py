@@ -6,7 +6,7 @@ import asyncio
 
 import click
 
-from ledger.cli.common import open_runtime
+from ledger.cli.common import open_runtime, tune_garbage_collector
 from ledger.logs import configure_logging
 from ledger.server.app import serve
 
@@ -41,4 +41,5 @@ def serve_command(
         "text" if (log_format or settings.log_format) == "text" else "json",
         (log_level or settings.log_level).upper(),
     )
+    tune_garbage_collector()
     asyncio.run(serve(runtime))

@@ -125,7 +125,8 @@ class Telemetry:
         # processor or OTLP endpoint is configured (or OTEL_TRACES_SAMPLER says
         # otherwise) they are not recorded; trace ids still propagate.
         exports = bool(self.options.span_processors) or _otlp_wanted(environ, "TRACES")
-        sampler = None if exports or environ.get("OTEL_TRACES_SAMPLER") else ALWAYS_OFF
+        self.records_spans = exports or bool(environ.get("OTEL_TRACES_SAMPLER"))
+        sampler = None if self.records_spans else ALWAYS_OFF
         self.tracer_provider = TracerProvider(
             resource=self.resource, span_limits=limits, sampler=sampler
         )
@@ -228,11 +229,15 @@ class Telemetry:
     # ------------------------------------------------------------- gRPC
 
     def server_interceptors(self) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
-        """Return the span interceptor, then the RPC metrics interceptor."""
-        return [
-            tracing_interceptor(self.tracer_provider),
-            RpcMetricsInterceptor(self.metrics.record_rpc),
-        ]
+        """Return the span interceptor (when spans are recorded), then the RPC metrics one.
+
+        Without span recording the span interceptor would only cost time on
+        every call; a caller's ``traceparent`` is then not carried into events.
+        """
+        metrics = RpcMetricsInterceptor(self.metrics.record_rpc)
+        if not self.records_spans:
+            return [metrics]
+        return [tracing_interceptor(self.tracer_provider), metrics]
 
     # ------------------------------------------------------- group commit
 
