@@ -38,6 +38,8 @@ def relay_env(runtime: Runtime, nats_url: str, stream: str) -> dict[str, str]:
         SMSLEDGER_NATS_SUBJECT_PREFIX=f"test.{stream}",
         SMSLEDGER_RELAY_POLL_INTERVAL_SECONDS="0.05",
         SMSLEDGER_RELAY_LEASE_SECONDS="1",
+        # Port 0: another process on this machine may hold the default port.
+        SMSLEDGER_METRICS_ADDRESS="127.0.0.1:0",
     )
     return env
 
