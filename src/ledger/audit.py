@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from eventsourcing.persistence import MapperDeserialisationError
+
 from ledger.domain.audit import GENESIS_HASH, chain_hash
 from ledger.domain.message import hashed_record
 from ledger.storage.store import LedgerStore
@@ -59,7 +61,17 @@ def verify_log(
             break
         for notification in page:
             report.events += 1
-            event: Any = store.app.mapper.to_domain_event(notification)
+            try:
+                event: Any = store.app.mapper.to_domain_event(notification)
+            except (MapperDeserialisationError, ValueError, TypeError) as error:
+                report.broken += 1
+                yield BrokenLink(
+                    notification.id,
+                    str(notification.originator_id),
+                    notification.originator_version,
+                    f"the stored event cannot be decoded: {error}",
+                )
+                continue
             version = event.originator_version
             previous_version, previous_hash = last.get(event.originator_id, (0, GENESIS_HASH))
             stored_hash, record = hashed_record(event)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ledger.privacy.masking import mask_digit_runs
+
 __all__ = [
     "DeadlineExceededError",
     "FailedPreconditionError",
@@ -71,13 +73,16 @@ class ReceiptParseError(InvalidArgumentError):
     Attributes:
         format: The receipt format the parser expected, such as ``smpp-text``.
         field: The receipt field that failed, such as ``stat`` or ``done date``.
-        value: The offending value, shortened to 64 characters.
+        value: The offending value, shortened to 64 characters. Outside date
+            and time fields, digit runs that could be phone numbers are masked.
     """
 
     def __init__(self, format: str, field: str, value: str, reason: str) -> None:
         self.format = format
         self.field = field
-        self.value = value[:64]
+        self.kept = False
+        is_time = any(word in field.lower() for word in ("date", "time", "scts"))
+        self.value = value[:64] if is_time else mask_digit_runs(value[:64])
         self.reason = reason
         super().__init__(
             FieldViolation(
@@ -85,6 +90,17 @@ class ReceiptParseError(InvalidArgumentError):
                 description=f"{format} receipt: {reason} (value {self.value!r})",
             )
         )
+
+    def as_kept(self) -> ReceiptParseError:
+        """Return this error noting that the payload was kept for reprocessing."""
+        kept = ReceiptParseError(self.format, self.field, self.value, self.reason)
+        kept.kept = True
+        kept.message = (
+            f"{self.message}; the payload was kept as an unparsed receipt "
+            "(ListUnparsedReceipts) and can be reprocessed after a parser fix"
+        )
+        kept.args = (kept.message,)
+        return kept
 
 
 class NotFoundError(LedgerError):

@@ -308,3 +308,31 @@ def test_state_survives_restart(database_url: str, tmp_path: Path) -> None:
         assert [e.type for e in applied.events] == ["CarrierAccepted", "Delivered"]
     finally:
         second.close()
+
+
+def test_implausible_times_are_invalid(runtime: Runtime) -> None:
+    far = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+    old = datetime(1, 1, 1, tzinfo=UTC)
+    outcomes = runtime.ledger.execute(
+        [
+            submit(submitted_at=far),
+            submit("m2", submitted_at=old),
+            submit("m3"),
+            accept("m3", accepted_at=far),
+            RecordReceipt(tenant="acme", status=Status.DELIVERED, message_id="m3", occurred_at=far),
+        ]
+    )
+    for index in (0, 1, 3, 4):
+        assert isinstance(outcomes[index], InvalidArgumentError), outcomes[index]
+    assert ok(outcomes[2]).version == 1
+
+
+def test_raw_receipt_with_impossible_done_date_uses_arrival(runtime: Runtime) -> None:
+    from ledger.application.commands import RecordRawReceipt
+
+    body = b"id:AB12 sub:001 dlvrd:001 submit date:9912312359 done date:9912312359 stat:DELIVRD err:000"
+    raw = RecordRawReceipt(tenant="acme", connection="carrier-a", body=body, format="smpp-text")
+    outcome = ok(runtime.ledger.execute([submit(), accept(), raw])[2])
+    assert outcome.status is Status.DELIVERED
+    message, _ = runtime.ledger.get_message("acme", "m1")
+    assert message.outcome.at is not None and message.outcome.at.year < 2099

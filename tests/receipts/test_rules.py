@@ -196,3 +196,17 @@ def test_all_formats_listed() -> None:
         "twilio",
         "vonage",
     }
+
+
+def test_parse_errors_mask_numbers() -> None:
+    import pytest
+
+    from ledger.errors import ReceiptParseError
+    from ledger.receipts.model import CarrierProfile
+    from ledger.receipts.parse import parse_receipt
+
+    body = b"To=%2B447700900123&MessageSid=SM9&MessageStatus=delivered"
+    with pytest.raises(ReceiptParseError) as raised:
+        parse_receipt("infobip", body, "application/json", CarrierProfile(name="c"))
+    assert "447700900123" not in raised.value.message
+    assert "447700900123" not in raised.value.violations[0].description

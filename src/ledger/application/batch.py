@@ -18,6 +18,7 @@ from ledger.application.commands import (
     RecordRawReceipt,
     RecordReceipt,
     SubmitMessage,
+    plausible_time,
 )
 from ledger.application.results import CommandResult, Disposition, EventRef
 from ledger.domain.audit import format_timestamp
@@ -207,6 +208,11 @@ class Batch:
                     )
                 )
             body = parsed.parts[index] if parsed.parts else parsed.redacted_body
+            done_at = receipt.done_at
+            if done_at is not None and not plausible_time(done_at, self.now):
+                # Carriers' clocks and zones are unreliable: an impossible done
+                # date is replaced by the time of arrival rather than recorded.
+                done_at = None
             receipts.append(
                 RecordReceipt(
                     tenant=command.tenant,
@@ -219,7 +225,7 @@ class Batch:
                     permanent=receipt.permanent,
                     error_code=receipt.error_code,
                     error_table=receipt.error_table,
-                    occurred_at=receipt.done_at,
+                    occurred_at=done_at,
                     source_time=receipt.source_time,
                     raw=RawInput(
                         body=body,
@@ -357,6 +363,7 @@ class Batch:
         if isinstance(expanded, LedgerError):
             if isinstance(expanded, ReceiptParseError):
                 self._keep_unparsed(command, expanded)
+                raise expanded.as_kept()
             raise expanded
         results: list[CommandResult | LedgerError] = []
         for receipt in expanded:

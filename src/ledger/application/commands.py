@@ -11,7 +11,7 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from ledger.domain.audit import canonical_json
 from ledger.domain.identity import check_id, check_tenant
@@ -50,9 +50,30 @@ def _check_connection(value: str, field: str) -> FieldViolation | None:
     return None
 
 
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+"""Earliest time a command may name; older ones are typing or clock errors."""
+
+LATEST_AHEAD = timedelta(days=1)
+"""How far past the ledger's clock a command's time may lie (clock skew, zone mistakes)."""
+
+
+def plausible_time(value: datetime, now: datetime | None = None) -> bool:
+    """True when ``value`` lies between 2000 and one day past ``now``."""
+    latest = (now or datetime.now(UTC)) + LATEST_AHEAD
+    return EARLIEST_TIME <= value <= latest
+
+
 def _check_time(value: datetime | None, field: str) -> FieldViolation | None:
-    if value is not None and value.tzinfo is None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
         return FieldViolation(field, "has no time zone")
+    if not plausible_time(value):
+        return FieldViolation(
+            field,
+            f"{value.isoformat()} is implausible: use a time after 2000-01-01 and at most one "
+            "day past the ledger's clock",
+        )
     return None
 
 
@@ -92,7 +113,7 @@ class SubmitMessage:
             found.append(
                 FieldViolation(
                     "validity_period",
-                    f"is {self.validity.total_seconds():g} s; use more than 0 and at most "
+                    f"is {self.validity.total_seconds():.0f} s; use more than 0 and at most "
                     f"{MAX_VALIDITY.days} days",
                 )
             )

@@ -13,6 +13,7 @@ from ledger.audit import BrokenLink, VerifyReport, verify_log
 from ledger.cli.common import open_runtime, open_store
 from ledger.errors import LedgerError
 from ledger.server.history import history_events
+from ledger.v1 import events_pb2
 
 __all__ = ["history_command", "verify_command"]
 
@@ -44,7 +45,8 @@ def history_command(tenant: str, message_id: str, database_url: str | None, as_j
             f"[bold]v{event.version}[/bold] {event.type:<16} "
             f"occurred {event.occurred_at.ToJsonString()} "
             f"recorded {event.recorded_at.ToJsonString()} "
-            f"status {event.status} hash {event.hash[:16]}..."
+            f"status {events_pb2.MessageStatus.Name(event.status).removeprefix('MESSAGE_STATUS_')} "
+            f"hash {event.hash[:16]}..."
         )
         body = event.WhichOneof("body")
         if body:

@@ -75,7 +75,12 @@ def verify_command(file: Path, public_key: str | None, database_url: str | None)
     and a log rewritten with recomputed hashes. Exits with status 1 on any
     problem.
     """
-    checkpoints = read_checkpoints(file)
+    try:
+        checkpoints = read_checkpoints(file)
+    except (ValueError, TypeError) as error:
+        raise click.ClickException(f"{file} is not a checkpoint file: {error}") from error
+    if not checkpoints:
+        raise click.ClickException(f"{file} holds no checkpoints: nothing to check against")
     store = open_store(database_url)
     try:
         problems = verify_checkpoints(store, checkpoints, public_key)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import click
 
@@ -34,6 +36,11 @@ def open_store(database_url: str | None = None) -> LedgerStore:
     try:
         overrides = {"database_url": database_url} if database_url else {}
         settings = load_settings(**overrides)
+        url = settings.resolved_database_url
+        if url.startswith("sqlite:"):
+            path = Path(unquote(urlparse(url).path.removeprefix("/")))
+            if not path.exists():
+                raise click.ClickException(f"no ledger database at {path}")
         return LedgerStore(storage_config(settings, create_tables=False))
     except (ConfigurationError, LedgerError, ValueError) as error:
         raise click.ClickException(str(error)) from error

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ledger.simulate.carriers import build_carriers
+from ledger.simulate.channels import use_token
 from ledger.simulate.connections import write_connections as write_connections_file
 from ledger.simulate.driver import DriverConfig
 from ledger.simulate.formats.mode import FormatsMode
@@ -41,6 +42,12 @@ _SHOWN = 20
 
 @click.command("simulate")
 @click.option("--target", default="127.0.0.1:50051", show_default=True, help="Server address.")
+@click.option(
+    "--token",
+    envvar="SMSLEDGER_SIMULATE_TOKEN",
+    help="Bearer token for a server with a tokens file; it needs the writer and reader roles "
+    "(reader also serves the read-model check). Also read from SMSLEDGER_SIMULATE_TOKEN.",
+)
 @click.option("--messages", default=20_000, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", type=int, help="Seed of the traffic plan; random when unset (printed).")
 @click.option(
@@ -160,6 +167,7 @@ _SHOWN = 20
 )
 def simulate_command(
     target: str,
+    token: str | None,
     messages: int,
     seed: int | None,
     concurrency: int,
@@ -179,7 +187,7 @@ def simulate_command(
     webhook_address: str,
     write_connections: Path | None,
 ) -> None:
-    """Drive a running ledger with simulated carrier traffic and check the result.
+    r"""Drive a running ledger with simulated carrier traffic and check the result.
 
     Every message follows a scripted scenario; afterwards each message's
     state is read back with GetMessage and compared with the simulator's
@@ -207,7 +215,8 @@ def simulate_command(
 
     Before sending, every webhook route gets a signed callback without a
     receipt, which the endpoint must reject as empty (HTTP 400).
-    """  # noqa: D301 - click keeps the lines after a "\b" (backspace) line unwrapped.
+    """
+    use_token(token)
     console = Console()
     if not console.is_terminal:
         # Rich assumes 80 columns for a file or pipe, which wraps the summary table.

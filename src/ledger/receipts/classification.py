@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from ledger.receipts.error_tables import canonical_code, classify_code
+from ledger.privacy.masking import mask_digit_runs
 from ledger.receipts.model import CarrierProfile, NormalizedReceipt, ReceiptStatus
 
 __all__ = [
@@ -214,5 +215,5 @@ def build_receipt(
         source_time=clean_text(source_time),
         recipient=clean_text(recipient),
         segment=segment,
-        warnings=warnings,
+        warnings=tuple(mask_digit_runs(w) for w in warnings),
     )

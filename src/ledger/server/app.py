@@ -22,6 +22,7 @@ from grpc_health.v1._async import HealthServicer as AsyncHealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from ledger.application.committer import GroupCommitter
+from ledger.checkpoints import load_private_key
 from ledger.privacy.erasure import Eraser
 from ledger.privacy.erasure_log import ErasureLog
 from ledger.relay.embedded import EmbeddedRelay, embedded_relay
@@ -29,7 +30,6 @@ from ledger.runtime import Runtime
 from ledger.security import security_interceptor
 from ledger.security.admin import AdminServicer
 from ledger.security.tls import server_credentials
-from ledger.checkpoints import load_private_key
 from ledger.server.checkpointer import Checkpointer
 from ledger.server.receipts import ReceiptServicer
 from ledger.server.service import LedgerServicer
@@ -220,7 +220,12 @@ async def serve(runtime: Runtime) -> None:
     telemetry = Telemetry.from_settings(settings, "smsledger-server")
     telemetry.activate()
     if settings.metrics_address:
-        telemetry.start_metrics_server(settings.metrics_address)
+        try:
+            telemetry.start_metrics_server(settings.metrics_address)
+        except OSError as error:
+            # Reported without a traceback: the message names the setting.
+            logger.error("cannot serve metrics: %s", error)
+            raise SystemExit(2) from error
     ledger_server = await create_server(runtime, telemetry=telemetry)
     await ledger_server.start()
     if settings.checkpoint_key is not None and settings.checkpoint_file is not None:

@@ -29,11 +29,15 @@ def history_events(ledger: Ledger, tenant: str, message_id: str) -> list[ledger_
         raise NotFoundError(f"tenant {tenant!r} has no message {message_id!r}")
     first = stored[0].event
     assert isinstance(first, Message.Submitted)
-    key = ledger.keyring.keys_by_id([first.destination_key_id]).get(first.destination_key_id)
+    erased = _erased_keys(ledger, stored)
+    # The table decides, not the key cache: another process may have erased
+    # the subject while this one still holds its key in memory.
+    key = None
+    if first.destination_key_id not in erased:
+        key = ledger.keyring.keys_by_id([first.destination_key_id]).get(first.destination_key_id)
     destination = ""
     if key is not None:
         destination = decrypt_field(key, first.destination_ciphertext, DESTINATION_FIELD).decode()
-    erased = _erased_keys(ledger, stored)
 
     result = []
     for item in stored:
@@ -48,6 +52,8 @@ def history_events(ledger: Ledger, tenant: str, message_id: str) -> list[ledger_
             raw_key = (
                 key
                 if event.raw_key_id == first.destination_key_id
+                else None
+                if event.raw_key_id in erased
                 else ledger.keyring.keys_by_id([event.raw_key_id or ""]).get(event.raw_key_id or "")
             )
             proto.raw.format = event.raw_format or ""

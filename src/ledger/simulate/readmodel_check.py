@@ -25,6 +25,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 from rich.table import Table
 
+from ledger.simulate.channels import open_channel
 from ledger.simulate.truth import ExpectedState
 from ledger.v1 import events_pb2, ledger_pb2, readmodels_pb2, readmodels_pb2_grpc
 
@@ -289,7 +290,7 @@ def run_check(
     """Open a channel to ``target`` and run :func:`check_read_models`."""
 
     async def run() -> ReadModelCheck:
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with open_channel(target) as channel:
             return await check_read_models(
                 channel, tenant, expected, states, wait_seconds=wait_seconds
             )

@@ -8,8 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import grpc
-
+from ledger.simulate.channels import open_channel
 from ledger.simulate.compare import Mismatch, settle_and_compare
 from ledger.simulate.driver import Driver, DriverConfig, DriveStats
 from ledger.simulate.plan import PlanConfig, generate_plan, scenario_counts
@@ -114,7 +113,7 @@ async def run_simulation(
         ("grpc.max_send_message_length", 16 * 1024 * 1024),
         ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ]
-    async with grpc.aio.insecure_channel(config.target, options=options) as channel:
+    async with open_channel(config.target, options=options) as channel:
         try:
             await asyncio.wait_for(channel.channel_ready(), config.connect_timeout_seconds)
         except TimeoutError:

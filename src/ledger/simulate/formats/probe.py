@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 
 from ledger.receipts.ids import canonical_carrier_id
+from ledger.simulate.channels import open_channel
 from ledger.simulate.connections import server_profiles
 from ledger.simulate.formats import ENCODERS
 from ledger.simulate.formats.base import FormatConnection, ReceiptFacts, seeded_rng
@@ -128,7 +129,7 @@ async def check_connections(
         UnknownConnectionsError: The server reads some connection differently.
         ConnectionError: The server cannot be reached.
     """
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with open_channel(target) as channel:
         try:
             await asyncio.wait_for(channel.channel_ready(), timeout_seconds)
         except TimeoutError:
