@@ -23,6 +23,7 @@ its place in the log. A checkpoint is a JSON line::
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -190,15 +191,16 @@ def append_checkpoint(
         last = previous[-1]
         digest = LogDigest(bytes.fromhex(last.digest), last.position, last.events)
     digest.extend(store)
-    unsigned = {
-        "position": digest.position,
-        "events": digest.events,
-        "digest": digest.digest.hex(),
-        "time": (clock or (lambda: datetime.now(UTC)))().isoformat(),
-        "key": _encode_public(key.public_key()),
-    }
-    signature = base64.b64encode(key.sign(canonical_json(unsigned))).decode()
-    checkpoint = Checkpoint(**unsigned, signature=signature)
+    unsigned = Checkpoint(
+        position=digest.position,
+        events=digest.events,
+        digest=digest.digest.hex(),
+        time=(clock or (lambda: datetime.now(UTC)))().isoformat(),
+        key=_encode_public(key.public_key()),
+        signature="",
+    )
+    signature = base64.b64encode(key.sign(canonical_json(unsigned.signed_part()))).decode()
+    checkpoint = dataclasses.replace(unsigned, signature=signature)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         handle.write(checkpoint.to_json() + "\n")

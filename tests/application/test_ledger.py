@@ -330,7 +330,10 @@ def test_implausible_times_are_invalid(runtime: Runtime) -> None:
 def test_raw_receipt_with_impossible_done_date_uses_arrival(runtime: Runtime) -> None:
     from ledger.application.commands import RecordRawReceipt
 
-    body = b"id:AB12 sub:001 dlvrd:001 submit date:9912312359 done date:9912312359 stat:DELIVRD err:000"
+    body = (
+        b"id:AB12 sub:001 dlvrd:001 submit date:9912312359 done date:9912312359 "
+        b"stat:DELIVRD err:000"
+    )
     raw = RecordRawReceipt(tenant="acme", connection="carrier-a", body=body, format="smpp-text")
     outcome = ok(runtime.ledger.execute([submit(), accept(), raw])[2])
     assert outcome.status is Status.DELIVERED
