@@ -10,7 +10,7 @@ elsewhere (and published on NATS when configured).
 The digest runs over the log in position order::
 
     digest(0) = 32 zero bytes
-    digest(p) = SHA-256( digest(previous) || position as 8 bytes big-endian || event hash (32 bytes) )
+    digest(p) = SHA-256( digest(previous) || position (8 bytes, big-endian) || event hash )
 
 so it covers every event's own hash (and through it every stored field) and
 its place in the log. A checkpoint is a JSON line::

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from ledger.receipts.error_tables import canonical_code, classify_code
 from ledger.privacy.masking import mask_digit_runs
+from ledger.receipts.error_tables import canonical_code, classify_code
 from ledger.receipts.model import CarrierProfile, NormalizedReceipt, ReceiptStatus
 
 __all__ = [
