@@ -72,7 +72,9 @@ class Settings(BaseSettings):
     commit_max_queued: int = Field(
         default=50_000,
         gt=0,
-        description="Most commands waiting for a transaction; beyond it calls get RESOURCE_EXHAUSTED.",
+        description=(
+            "Most commands waiting for a transaction; beyond it calls get RESOURCE_EXHAUSTED."
+        ),
     )
     default_validity_seconds: int = Field(
         default=48 * 3600, gt=0, description="Validity assumed for a Submit that names none."
@@ -108,7 +110,9 @@ class Settings(BaseSettings):
     db_lock_timeout_seconds: int = Field(
         default=5,
         ge=0,
-        description="How long a write waits for the events table lock before failing (0 waits forever).",
+        description=(
+            "How long a write waits for the events table lock before failing (0 waits forever)."
+        ),
     )
     shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, description="Time in-flight RPCs get to finish on SIGTERM."

@@ -483,4 +483,5 @@ def test_vonage_messages_api_status_webhook() -> None:
     assert receipt.final
     assert receipt.carrier_message_id == "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"
     assert receipt.error_code == "1320"
-    assert receipt.done_at is not None and receipt.done_at.isoformat() == "2026-03-14T09:26:00+00:00"
+    assert receipt.done_at is not None
+    assert receipt.done_at.isoformat() == "2026-03-14T09:26:00+00:00"
