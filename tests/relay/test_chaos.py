@@ -80,7 +80,9 @@ async def wait_log(runtime: Runtime, position: int, seconds: float) -> None:
         await asyncio.sleep(0.05)
 
 
-async def wait_publishing(runtime: Runtime, stream: str, epoch: int, seconds: float) -> None:
+async def wait_publishing(
+    runtime: Runtime, stream: str, epoch: int, seconds: float, log: Path | None = None
+) -> None:
     """Wait until the relay of ``epoch`` has the turn and has moved the position."""
     deadline = time.monotonic() + seconds
     claimed_at: int | None = None
@@ -90,7 +92,10 @@ async def wait_publishing(runtime: Runtime, stream: str, epoch: int, seconds: fl
             claimed_at = status.acked_position
         if claimed_at is not None and status.acked_position > claimed_at:
             return
-        assert time.monotonic() < deadline, f"relay of epoch {epoch} did not publish: {status}"
+        tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
+        assert time.monotonic() < deadline, (
+            f"relay of epoch {epoch} did not publish: {status}\n{tail}"
+        )
         await asyncio.sleep(0.05)
 
 
@@ -141,18 +146,18 @@ async def test_chaos_every_event_once_in_order(
     ingestion = asyncio.create_task(asyncio.to_thread(paced_ingest, pg_runtime, 2_500))
     try:
         await wait_log(pg_runtime, 4_000, 60)
-        await wait_publishing(pg_runtime, stream, 1, 30)
+        await wait_publishing(pg_runtime, stream, 1, 30, log)
         kill(relay)
         relay = start_relay(env, log)
 
         await wait_log(pg_runtime, 8_000, 60)
-        await wait_publishing(pg_runtime, stream, 2, 30)
+        await wait_publishing(pg_runtime, stream, 2, 30, log)
         throwaway_nats.stop()
         await asyncio.sleep(2)
         throwaway_nats.restart()
 
         await wait_log(pg_runtime, 13_000, 60)
-        await wait_publishing(pg_runtime, stream, 2, 30)
+        await wait_publishing(pg_runtime, stream, 2, 30, log)
         kill(relay)
         relay = start_relay(env, log)
 
