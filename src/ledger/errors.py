@@ -56,13 +56,27 @@ class LedgerError(Exception):
         self.message = message
 
 
+MAX_LISTED_VIOLATIONS = 20
+"""Most field violations one error lists; the rest are counted in one more entry."""
+
+
 class InvalidArgumentError(LedgerError):
     """A request field has an invalid value; nothing was recorded."""
 
     def __init__(self, violations: list[FieldViolation] | FieldViolation) -> None:
         if isinstance(violations, FieldViolation):
             violations = [violations]
-        self.violations = list(violations)
+        violations = list(violations)
+        if len(violations) > MAX_LISTED_VIOLATIONS:
+            # The list travels in the status message and details, which gRPC
+            # caps at 16 KiB of trailing metadata; a longer list would turn
+            # the response into a transport error.
+            hidden = len(violations) - MAX_LISTED_VIOLATIONS
+            violations = [
+                *violations[:MAX_LISTED_VIOLATIONS],
+                FieldViolation("request", f"{hidden} more invalid fields, not listed"),
+            ]
+        self.violations = violations
         text = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
         super().__init__(f"invalid argument: {text}")
 

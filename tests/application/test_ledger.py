@@ -184,6 +184,23 @@ def test_carrier_ids_scoped_to_tenant_and_connection(runtime: Runtime) -> None:
     assert ok(ledger.execute([other_tenant])[0]).disposition is Disposition.PARKED
 
 
+def test_one_carrier_id_for_two_segments_is_invalid(runtime: Runtime) -> None:
+    ledger = runtime.ledger
+    ledger.execute([submit(segment_count=2)])
+    outcome = ledger.execute([accept("m1", "900001", "900001")])[0]
+    assert isinstance(outcome, InvalidArgumentError)
+    assert [v.field for v in outcome.violations] == ["segments[1].carrier_message_id"]
+    assert ledger.get_message("acme", "m1")[0].outcome.status is Status.SUBMITTED
+
+
+def test_reused_carrier_id_goes_to_the_latest_acceptance(runtime: Runtime) -> None:
+    ledger = runtime.ledger
+    ledger.execute([submit("m1"), accept("m1", "77"), submit("m2"), accept("m2", "77")])
+    ok(ledger.execute([by_carrier("77", Status.DELIVERED)])[0])
+    assert ledger.get_message("acme", "m2")[0].outcome.status is Status.DELIVERED
+    assert ledger.get_message("acme", "m1")[0].outcome.status is Status.ACCEPTED
+
+
 def test_retry_on_other_carrier_then_delivered(runtime: Runtime) -> None:
     ledger = runtime.ledger
     ledger.execute([submit(), accept(), by_carrier("AB12", Status.FAILED, permanent=False)])

@@ -185,6 +185,25 @@ async def test_raw_payload_over_limit_is_invalid(
     assert "raw.body" in violations(raised.value)
 
 
+async def test_thousands_of_bad_metadata_entries_stay_invalid_argument(
+    stubs: tuple[ledger_pb2_grpc.LedgerServiceStub, object],
+) -> None:
+    ledger, _ = stubs
+    request = pb.RecordRawReceiptRequest(
+        tenant="acme",
+        connection="carrier-a",
+        format="smpp-text",
+        body=b"id:1 stat:DELIVRD",
+        metadata={f"k{i}": "v" * 1_000 for i in range(3_000)},
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await ledger.RecordRawReceipt(request)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    listed = violations(raised.value)
+    assert "metadata" in listed
+    assert len(listed) <= 21
+
+
 async def test_message_over_transport_limit_is_resource_exhausted(
     stubs: tuple[ledger_pb2_grpc.LedgerServiceStub, object],
 ) -> None:

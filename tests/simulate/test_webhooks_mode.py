@@ -76,8 +76,8 @@ async def _serve(
         expiry_grace_seconds=0,
         expiry_sweep_interval_seconds=1.0,
         # Low enough that bursts of callbacks get 429 and are sent again.
-        webhook_rate_per_second=40.0,
-        webhook_burst=8,
+        webhook_rate_per_second=10.0,
+        webhook_burst=2,
     )
     runtime = build_runtime(settings)
     server = await create_server(runtime, "127.0.0.1:0", webhook_address=f"127.0.0.1:{port}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -51,6 +53,26 @@ async def test_body_too_large(tmp_path: Path) -> None:
         ):
             assert r.status == 413
     assert metrics.total("too_large") == 1
+
+
+async def test_overlong_path_answers_400_and_logs_no_url(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret_path = "/hooks/kannel-a/" + "t0k3n" * 2_000
+    async with running(tmp_path) as (url, _, _):
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"POST {secret_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await writer.drain()
+        status_line = await reader.readline()
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.") and b" 400 " in status_line
+    logged = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert logged, "the rejected request was not logged"
+    for record in logged:
+        assert record.levelno == logging.WARNING
+        assert record.exc_info is None
+        assert "t0k3n" not in record.getMessage()
 
 
 async def test_rate_limited(tmp_path: Path) -> None:

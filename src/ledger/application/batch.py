@@ -627,7 +627,8 @@ class Batch:
         ]
         if not candidates:
             return None
-        return max(candidates, key=lambda r: r.accepted_at)
+        # On equal times the mapping added last (in this batch) wins.
+        return max(reversed(candidates), key=lambda r: r.accepted_at)
 
     def _record(
         self,

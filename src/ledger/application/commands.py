@@ -34,6 +34,9 @@ MAX_SEGMENTS = 255
 
 MAX_VALIDITY = timedelta(days=30)
 
+MAX_METADATA_ENTRIES = 64
+"""Most transport metadata entries one raw receipt may carry."""
+
 _CONNECTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _RECEIPT_STATUSES = frozenset(Status) - {Status.SUBMITTED}
 
@@ -143,8 +146,19 @@ class RecordAcceptance:
         if not self.segments:
             found.append(FieldViolation("segments", "needs at least one carrier message id"))
         seen: set[int] = set()
+        seen_ids: dict[str, int] = {}
         for index, (segment, carrier_id) in enumerate(self.segments):
             found.append(check_id(carrier_id, f"segments[{index}].carrier_message_id"))
+            # A receipt names one carrier id; two segments sharing it could
+            # never be distinguished, so one of them would never get its receipt.
+            if carrier_id and carrier_id in seen_ids:
+                found.append(
+                    FieldViolation(
+                        f"segments[{index}].carrier_message_id",
+                        f"is also the id of segments[{seen_ids[carrier_id]}]",
+                    )
+                )
+            seen_ids.setdefault(carrier_id, index)
             if not 0 <= segment <= MAX_SEGMENTS:
                 found.append(FieldViolation(f"segments[{index}].segment", f"is {segment}"))
             if segment in seen:
@@ -264,6 +278,13 @@ class RecordRawReceipt:
         ]
         if not self.body:
             found.append(FieldViolation("body", "is empty"))
+        if len(self.metadata) > MAX_METADATA_ENTRIES:
+            found.append(
+                FieldViolation(
+                    "metadata",
+                    f"has {len(self.metadata)} entries; at most {MAX_METADATA_ENTRIES} are kept",
+                )
+            )
         for key, value in self.metadata:
             if len(key) > 64 or len(value) > 256:
                 found.append(

@@ -408,7 +408,8 @@ class RecordRawReceiptRequest(_message.Message):
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Transport facts no payload carries, such as "message_id" (the caller's
         id of the message, for receipts without a carrier id) or
-        "jasmin_requested_level".
+        "jasmin_requested_level". At most 64 entries, keys of at most 64 and
+        values of at most 256 characters.
         """
 
     def __init__(

@@ -151,12 +151,6 @@ class WebhookHandler:
         route = self.routes.get(connection)
         if route is None:
             return web.Response(status=404, text="no webhook is configured for this connection")
-        wait = route.bucket.take()
-        if wait:
-            self.metrics.count(connection, "rate_limited")
-            return _http_response(
-                CallbackResponse(429, "rate limit exceeded", retry_after=math.ceil(wait))
-            )
         if (request.content_length or 0) > self.max_body_bytes:
             self.metrics.count(connection, "too_large")
             return _http_response(
@@ -201,6 +195,13 @@ class WebhookHandler:
         verdict = await self._verify(context)
         if isinstance(verdict, CallbackResponse):
             return verdict
+        # Only authenticated callbacks spend the connection's budget: charged
+        # before the check, a flood of forged requests would get the
+        # provider's genuine callbacks refused.
+        wait = route.bucket.take()
+        if wait:
+            self.metrics.count(route.connection, "rate_limited")
+            return CallbackResponse(429, "rate limit exceeded", retry_after=math.ceil(wait))
         return await self._record_once(context, verdict, request.headers.get("Content-Type", ""))
 
     async def _verify(self, context: _Context) -> Verified | CallbackResponse:

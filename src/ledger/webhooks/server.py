@@ -9,6 +9,7 @@ import signal
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
 from ledger.application.committer import GroupCommitter
@@ -25,12 +26,42 @@ from ledger.webhooks.sns import (
 )
 from ledger.webhooks.verifiers import build_verifiers
 
-__all__ = ["WebhookServer", "create_webhook_server", "serve_webhooks", "split_address"]
+__all__ = [
+    "MalformedRequestFilter",
+    "WebhookServer",
+    "create_webhook_server",
+    "serve_webhooks",
+    "split_address",
+]
 
 logger = logging.getLogger(__name__)
 
 _FETCH_TIMEOUT_SECONDS = 5.0
 _MAX_CERTIFICATE_BYTES = 65_536
+
+
+class MalformedRequestFilter(logging.Filter):
+    """Shortens aiohttp's report of a request it could not parse to one line.
+
+    aiohttp responds 400 to such a request itself and logs the error with a
+    traceback that quotes the start of the offending line: the URL path,
+    which may contain a connection token, or a header value. The record keeps
+    only the error class and status.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite records of unparsable requests and let every record through."""
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg = "rejected an HTTP request that could not be parsed: %s (status %s)"
+            record.args = (type(error).__name__, error.code)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_MALFORMED_REQUEST_FILTER = MalformedRequestFilter()
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -77,6 +108,8 @@ class WebhookServer:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=_FETCH_TIMEOUT_SECONDS)
         )
+        # Adding the same filter object twice is a no-op.
+        logging.getLogger("aiohttp.server").addFilter(_MALFORMED_REQUEST_FILTER)
         self._runner = web.AppRunner(self.application(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
