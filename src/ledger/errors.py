@@ -68,9 +68,9 @@ class InvalidArgumentError(LedgerError):
             violations = [violations]
         violations = list(violations)
         if len(violations) > MAX_LISTED_VIOLATIONS:
-            # The list travels in the status message and details, which gRPC
-            # caps at 16 KiB of trailing metadata; a longer list would turn
-            # the response into a transport error.
+            # The list travels in the status message and details, and grpcio
+            # clients reject trailing metadata over 16 KiB by default. A
+            # longer list would turn the response into a transport error.
             hidden = len(violations) - MAX_LISTED_VIOLATIONS
             violations = [
                 *violations[:MAX_LISTED_VIOLATIONS],
@@ -140,7 +140,17 @@ class RequestIdReusedError(FailedPreconditionError):
 class LifecycleError(FailedPreconditionError):
     """The message's lifecycle does not allow the command, such as a new attempt
     after a permanent failure.
+
+    Attributes:
+        kind: Machine-readable reason, such as ``MESSAGE_FINAL``; clients get
+            it as the type of a ``google.rpc.PreconditionFailure`` violation.
+        message_id: The caller's id of the message concerned.
     """
+
+    def __init__(self, message: str, *, kind: str = "LIFECYCLE", message_id: str = "") -> None:
+        self.kind = kind
+        self.message_id = message_id
+        super().__init__(message)
 
 
 class ResourceExhaustedError(LedgerError):

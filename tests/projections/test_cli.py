@@ -84,6 +84,16 @@ def test_report_prints_carrier_table(projected: Runtime, tmp_path: Path) -> None
         assert carrier in result.output
 
 
+def test_report_piped_keeps_whole_headers(projected: Runtime, tmp_path: Path) -> None:
+    env: dict[str, str | None] = {**cli_env(projected, tmp_path), "COLUMNS": None}
+    result = CliRunner().invoke(
+        main, ["report", "--from", "2026-03-02", "--to", "2026-03-03", "--tenant", "acme"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output
+    assert "delivered" in result.output
+
+
 def test_report_rejects_reversed_range(projected: Runtime, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main,

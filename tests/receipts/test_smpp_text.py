@@ -195,7 +195,13 @@ def test_invalid_done_date_warns() -> None:
     receipt = parse("id:1 done date:2613999999 stat:DELIVRD")
     assert receipt.done_at is None
     assert receipt.source_time == "2613999999"
-    assert any("done date" in warning for warning in receipt.warnings)
+    assert any("not a calendar date" in warning for warning in receipt.warnings)
+
+
+def test_done_date_of_odd_width_warns_about_width() -> None:
+    receipt = parse("id:1 done date:26031409 stat:DELIVRD")
+    assert receipt.done_at is None
+    assert any("10, 12 or 14 digits" in warning for warning in receipt.warnings)
 
 
 @pytest.mark.parametrize(

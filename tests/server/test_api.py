@@ -156,6 +156,48 @@ async def test_reused_request_id_is_failed_precondition(
         await ledger.SubmitMessage(submit("m2", request_id="r1"))
     assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "r1" in (raised.value.details() or "")
+    assert preconditions(raised.value) == [("REQUEST_ID_REUSED", "acme/r1")]
+
+
+def preconditions(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    found = []
+    for detail in status.details:
+        failure = error_details_pb2.PreconditionFailure()
+        if detail.Unpack(failure):
+            found.extend((v.type, v.subject) for v in failure.violations)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "kind"),
+    [
+        ({"destination": "+447700900999"}, "ATTEMPT_CHANGED"),
+        ({"attempt": 3}, "ATTEMPT_OUT_OF_SEQUENCE"),
+        ({"attempt": 2}, "ATTEMPT_NOT_FINAL"),
+    ],
+)
+async def test_lifecycle_rejection_names_reason(
+    stubs: tuple[ledger_pb2_grpc.LedgerServiceStub, object],
+    request_fields: dict[str, object],
+    kind: str,
+) -> None:
+    ledger, _ = stubs
+    await ledger.SubmitMessage(submit())
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await ledger.SubmitMessage(submit(**request_fields))
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert preconditions(raised.value) == [(kind, "message/m1")]
+
+
+async def test_first_submission_must_be_attempt_one(
+    stubs: tuple[ledger_pb2_grpc.LedgerServiceStub, object],
+) -> None:
+    ledger, _ = stubs
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await ledger.SubmitMessage(submit("m9", attempt=5))
+    assert preconditions(raised.value) == [("FIRST_ATTEMPT_REQUIRED", "message/m9")]
 
 
 async def test_invalid_receipt_status_and_target(
@@ -185,7 +227,7 @@ async def test_raw_payload_over_limit_is_invalid(
     assert "raw.body" in violations(raised.value)
 
 
-async def test_thousands_of_bad_metadata_entries_stay_invalid_argument(
+async def test_metadata_flood_is_invalid_argument(
     stubs: tuple[ledger_pb2_grpc.LedgerServiceStub, object],
 ) -> None:
     ledger, _ = stubs

@@ -420,7 +420,9 @@ class Batch:
             if command.attempt != 1:
                 raise LifecycleError(
                     f"tenant {command.tenant!r} has no message {command.message_id!r}; its "
-                    f"first submission must be attempt 1, not {command.attempt}"
+                    f"first submission must be attempt 1, not {command.attempt}",
+                    kind="FIRST_ATTEMPT_REQUIRED",
+                    message_id=command.message_id,
                 )
             destination = ProtectedNumber(
                 ciphertext=encrypt_field(key, checked.e164.encode(), DESTINATION_FIELD),
@@ -548,7 +550,7 @@ class Batch:
                     request_id=report.get("request_id"),
                 ),
                 self.now,
-                self.config.retry_policy,
+                self.config.retry_policy_for(message.current_attempt.carrier),
             )
             repeats = parked.duplicates + self.side.parked_duplicates.pop(parked.receipt_id, 0)
             if repeats:
@@ -664,7 +666,7 @@ class Batch:
                 request_id=command.request_id,
             ),
             self.now,
-            self.config.retry_policy,
+            self.config.retry_policy_for(message.current_attempt.carrier),
         )
         if result.duplicate:
             self.side.duplicates[message.id] = self.side.duplicates.get(message.id, 0) + 1
@@ -730,7 +732,7 @@ class Batch:
             deadline=command.deadline,
             reason=command.reason,
             recorded_at=self.now,
-            policy=self.config.retry_policy,
+            policy=self.config.retry_policy_for(message.current_attempt.carrier),
         )
         return self._result(message, before)
 

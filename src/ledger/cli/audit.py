@@ -6,11 +6,10 @@ import sys
 
 import click
 from google.protobuf.json_format import MessageToDict
-from rich.console import Console
 from rich.progress import Progress
 
 from ledger.audit import BrokenLink, VerifyReport, verify_log
-from ledger.cli.common import open_runtime, open_store
+from ledger.cli.common import open_runtime, open_store, output_console
 from ledger.errors import LedgerError
 from ledger.server.history import history_events
 from ledger.v1 import events_pb2
@@ -34,7 +33,7 @@ def history_command(tenant: str, message_id: str, database_url: str | None, as_j
         raise click.ClickException(error.message) from error
     finally:
         runtime.close()
-    console = Console()
+    console = output_console()
     for item in events:
         data = MessageToDict(item, preserving_proto_field_name=True)
         if as_json:

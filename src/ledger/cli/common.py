@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gc
+import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import click
+from rich.console import Console
 
 from ledger.errors import LedgerError
 from ledger.runtime import Runtime, build_runtime, storage_config
@@ -14,6 +16,9 @@ from ledger.settings import ConfigurationError, load_settings
 from ledger.storage.store import LedgerStore
 
 __all__ = ["open_runtime", "open_store", "tune_garbage_collector"]
+
+_PIPED_WIDTH = 200
+"""Columns of output written to a file or pipe."""
 
 
 def open_runtime(database_url: str | None = None, *, create_tables: bool | None = None) -> Runtime:
@@ -63,3 +68,15 @@ def tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(_GC_THRESHOLD, 50, 100)
+
+
+def output_console() -> Console:
+    """Return a console for standard output, wide when writing to a file or pipe.
+
+    Rich assumes 80 columns when standard output is not a terminal, which
+    cuts table headers and wraps history lines; ``COLUMNS`` still wins.
+    """
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=_PIPED_WIDTH)
+    return console

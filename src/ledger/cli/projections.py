@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ledger.cli.common import open_runtime
+from ledger.cli.common import open_runtime, output_console
 from ledger.logs import configure_logging
 from ledger.runtime import Runtime
 from ledger.telemetry import Telemetry
@@ -209,7 +209,7 @@ def status_command(database_url: str | None) -> None:
             str(status.lag),
             moved.strftime("%Y-%m-%d %H:%M:%S UTC"),
         )
-    Console().print(table)
+    output_console().print(table)
     if not statuses:
         click.echo("No read model has run yet: start `smsledger serve` or `smsledger project`.")
 
@@ -253,7 +253,7 @@ def report_command(
         raise click.ClickException(f"cannot read the read models: {error}") from error
     finally:
         runtime.close()
-    print_report(Console(), data)
+    print_report(output_console(), data)
     if html_path is not None:
         html_path.write_text(render_html(data), encoding="utf-8")
         click.echo(f"wrote {html_path}")

@@ -14,6 +14,7 @@ import grpc
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ledger.cli.common import output_console
 from ledger.simulate.carriers import build_carriers
 from ledger.simulate.channels import use_token
 from ledger.simulate.connections import write_connections as write_connections_file
@@ -217,10 +218,7 @@ def simulate_command(
     receipt, which the endpoint must reject as empty (HTTP 400).
     """
     use_token(token)
-    console = Console()
-    if not console.is_terminal:
-        # Rich assumes 80 columns for a file or pipe, which wraps the summary table.
-        console = Console(width=160)
+    console = output_console()
     if write_connections is not None:
         if webhooks:
             try:

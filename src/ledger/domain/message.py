@@ -567,7 +567,9 @@ class Message(Aggregate):
             raise LifecycleError(
                 f"attempt {attempt} of message {self.message_id!r} was already submitted with "
                 f"other values for {', '.join(differences)}; a new attempt needs attempt "
-                f"{len(self.attempts) + 1}"
+                f"{len(self.attempts) + 1}",
+                kind="ATTEMPT_CHANGED",
+                message_id=self.message_id,
             )
 
     def resubmit(
@@ -594,29 +596,39 @@ class Message(Aggregate):
         if attempt != latest.number + 1:
             raise LifecycleError(
                 f"message {self.message_id!r} is at attempt {latest.number}; the next "
-                f"attempt is {latest.number + 1}, not {attempt}"
+                f"attempt is {latest.number + 1}, not {attempt}",
+                kind="ATTEMPT_OUT_OF_SEQUENCE",
+                message_id=self.message_id,
             )
         if destination_digest != self.destination.digest:
             raise LifecycleError(
                 f"attempt {attempt} of message {self.message_id!r} names another destination "
-                "than attempt 1; a new destination needs a new message id"
+                "than attempt 1; a new destination needs a new message id",
+                kind="DESTINATION_CHANGED",
+                message_id=self.message_id,
             )
         outcome = self.outcome
         if outcome.succeeded:
             raise LifecycleError(
                 f"message {self.message_id!r} is {outcome.status.value} and final; "
-                "it takes no new attempt"
+                "it takes no new attempt",
+                kind="MESSAGE_FINAL",
+                message_id=self.message_id,
             )
         if outcome.permanent_failure:
             raise LifecycleError(
                 f"message {self.message_id!r} failed permanently (error {outcome.error_code}); "
-                "it takes no new attempt"
+                "it takes no new attempt",
+                kind="PERMANENT_FAILURE",
+                message_id=self.message_id,
             )
         if not outcome.final:
             raise LifecycleError(
                 f"attempt {latest.number} of message {self.message_id!r} is "
                 f"{outcome.status.value} and not final; a new attempt may follow a failure, "
-                "rejection or expiry"
+                "rejection or expiry",
+                kind="ATTEMPT_NOT_FINAL",
+                message_id=self.message_id,
             )
         fields: dict[str, Any] = {
             "attempt": attempt,
@@ -670,7 +682,9 @@ class Message(Aggregate):
             if known is not None:
                 raise LifecycleError(
                     f"segment {number} of attempt {target.number} of message "
-                    f"{self.message_id!r} already has another carrier message id"
+                    f"{self.message_id!r} already has another carrier message id",
+                    kind="CARRIER_ID_CHANGED",
+                    message_id=self.message_id,
                 )
             new.append(acceptance)
         if not new:

@@ -59,6 +59,8 @@ def mask_number(country_code: int, national_number: str) -> str:
 def masked_for_error(value: str) -> str:
     """Return a form of unvalidated input that is safe to put in an error message."""
     digits = re.sub(r"[^0-9]", "", value)
+    if not digits:
+        return f"a value of {len(value)} characters without digits"
     if len(digits) <= 4:
         return "x" * len(digits)
     return f"{value[:3]}...{'x' * (len(digits) - 5)}{digits[-2:]}"

@@ -17,6 +17,7 @@ from ledger.errors import (
     InternalError,
     InvalidArgumentError,
     LedgerError,
+    LifecycleError,
     NotFoundError,
     RequestIdReusedError,
     ResourceExhaustedError,
@@ -78,6 +79,20 @@ def error_to_status(error: LedgerError) -> status_pb2.Status:
                             type="REQUEST_ID_REUSED",
                             subject=f"{error.tenant}/{error.request_id}",
                             description="the request id already served a different command",
+                        )
+                    ]
+                )
+            )
+        )
+    elif isinstance(error, LifecycleError):
+        status.details.append(
+            _pack(
+                error_details_pb2.PreconditionFailure(
+                    violations=[
+                        error_details_pb2.PreconditionFailure.Violation(
+                            type=error.kind,
+                            subject=f"message/{error.message_id}",
+                            description=error.message,
                         )
                     ]
                 )

@@ -164,7 +164,11 @@ def read_done_date(text: str | None, zone: tzinfo, warnings: list[str]) -> datet
         return None
     value = parse_smpp_date(text, zone)
     if value is None:
-        warnings.append(f"invalid done date {text[:32]!r}; expected 10, 12 or 14 digits")
+        if text.isascii() and text.isdigit() and len(text) in (10, 12, 14):
+            reason = "not a calendar date and time"
+        else:
+            reason = "expected 10, 12 or 14 digits"
+        warnings.append(f"invalid done date {text[:32]!r}; {reason}")
     return value
 
 
