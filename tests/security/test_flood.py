@@ -18,11 +18,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
 from tests.support.servers import free_port
+from tests.support.serving import stop_process, wait_serving
 
 MAX_MESSAGE = 1024 * 1024
 MAX_CONCURRENT = 64
@@ -70,29 +70,7 @@ def server_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], st
     try:
         yield process, f"127.0.0.1:{port}"
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
-async def wait_serving(address: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            assert time.monotonic() < deadline, "server did not start serving in 30 s"
-            await asyncio.sleep(0.2)
+        stop_process(process)
 
 
 def large_batch(seed: int) -> pb.ExecuteBatchRequest:

@@ -42,6 +42,21 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         for statement in self.side_tables.create_statements():
             self.sql_create_statements.append(SQL(statement).format())
 
+    def create_table(self) -> None:
+        """Create the configured schema when it is missing, then the tables in it."""
+        self._create_schema()
+        super().create_table()
+
+    def _create_schema(self) -> None:
+        # Existence is checked first because CREATE SCHEMA IF NOT EXISTS fails
+        # without the CREATE privilege on the database even when the schema
+        # exists, and a role that was only given an existing schema lacks it.
+        schema = self.datastore.schema
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
+            if curs.fetchone() is None:
+                curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:

@@ -1,0 +1,127 @@
+"""The README's PostgreSQL steps on a schema that does not exist yet.
+
+``smsledger migrate`` and ``smsledger serve`` (with table creation on) create
+the schema named by ``?schema=`` before its tables.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import psycopg
+import pytest
+from google.protobuf.duration_pb2 import Duration
+
+from ledger.v1 import events_pb2, ledger_pb2_grpc
+from ledger.v1 import ledger_pb2 as pb
+from tests.support.servers import free_port
+from tests.support.serving import stop_process, wait_serving
+
+
+@pytest.fixture
+def fresh_schema(postgres_url: str) -> Iterator[str]:
+    """A schema name that does not exist; dropped afterwards if something created it."""
+    schema = f"t_fresh_{uuid.uuid4().hex[:12]}"
+    try:
+        yield schema
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
+"""One key for every command of a test: migrate stores the blind-index key wrapped under it."""
+
+
+def ledger_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SMSLEDGER_DATABASE_URL": database_url,
+        "SMSLEDGER_DATA_DIR": str(data_dir),
+        "SMSLEDGER_MASTER_KEY": MASTER_KEY,
+        "SMSLEDGER_METRICS_ADDRESS": "",
+        "SMSLEDGER_WEBHOOK_ADDRESS": "",
+        "SMSLEDGER_NATS_URL": "",
+        "SMSLEDGER_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+def schema_exists(postgres_url: str, schema: str) -> bool:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone()
+    return row is not None
+
+
+async def serve_and_submit(env: dict[str, str], cwd: Path) -> events_pb2.MessageStatus.ValueType:
+    """Start ``smsledger serve``, submit one message, read it back; stop the server by PID."""
+    address = env["SMSLEDGER_GRPC_ADDRESS"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ledger", "serve"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        await wait_serving(address, process)
+        async with grpc.aio.insecure_channel(address) as channel:
+            ledger = ledger_pb2_grpc.LedgerServiceStub(channel)
+            await ledger.SubmitMessage(
+                pb.SubmitMessageRequest(
+                    tenant="acme",
+                    message_id="fresh-1",
+                    destination="+447700900123",
+                    sender="ACME",
+                    carrier="carrier-a",
+                    validity_period=Duration(seconds=3600),
+                ),
+                timeout=10,
+            )
+            found = await ledger.GetMessage(
+                pb.GetMessageRequest(tenant="acme", message_id="fresh-1"), timeout=10
+            )
+            return found.status
+    finally:
+        stop_process(process)
+
+
+@pytest.mark.parametrize("migrate_first", [True, False], ids=["migrate-then-serve", "serve"])
+async def test_commands_create_missing_schema(
+    postgres_url: str, fresh_schema: str, tmp_path: Path, migrate_first: bool
+) -> None:
+    assert not schema_exists(postgres_url, fresh_schema)
+    database_url = f"{postgres_url}?schema={fresh_schema}"
+    if migrate_first:
+        migrated = subprocess.run(
+            [sys.executable, "-m", "ledger", "migrate"],
+            env=ledger_env(database_url, tmp_path),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert migrated.returncode == 0, migrated.stderr
+        assert "tables are up to date" in migrated.stdout
+        assert schema_exists(postgres_url, fresh_schema)
+
+    env = ledger_env(
+        database_url,
+        tmp_path,
+        SMSLEDGER_GRPC_ADDRESS=f"127.0.0.1:{free_port()}",
+        SMSLEDGER_CREATE_TABLES="false" if migrate_first else "true",
+    )
+    status = await serve_and_submit(env, tmp_path)
+
+    assert status == events_pb2.MESSAGE_STATUS_SUBMITTED
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        row = conn.execute(f'SELECT count(*) FROM "{fresh_schema}".ledger_events').fetchone()
+    assert row is not None and row[0] == 1
