@@ -122,6 +122,11 @@ def chart_schema() -> dict[str, Any]:
             },
             "settings": {"$ref": "#/$defs/settings"},
             "extraEnv": {"type": "array"},
+            "connectionProfiles": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"toml": _STR, "existingSecret": _STR},
+            },
             "database": _object(
                 {"maxConnections": _POSITIVE, "reservedConnections": _INT},
                 ["maxConnections", "reservedConnections"],

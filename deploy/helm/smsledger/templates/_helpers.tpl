@@ -62,18 +62,71 @@ exponent or a decimal point (4194304, not 4.194304e+06).
 {{- end }}
 
 {{/*
+Connection profiles. "smsledger.profiles" is "true" when connectionProfiles
+gives a file (its TOML text or an existing Secret), empty otherwise; it fails
+when both are given. The file is mounted at "smsledger.profilesPath".
+*/}}
+{{- define "smsledger.profiles" -}}
+{{- $profiles := .Values.connectionProfiles | default dict }}
+{{- if and $profiles.toml $profiles.existingSecret }}
+{{- fail "connectionProfiles: set toml or existingSecret, not both" }}
+{{- end }}
+{{- if or $profiles.toml $profiles.existingSecret }}true{{ end }}
+{{- end }}
+
+{{- define "smsledger.profilesPath" -}}
+/etc/smsledger/connections.toml
+{{- end }}
+
+{{/* Pod annotation that rolls the pods when the profiles' TOML text changes. */}}
+{{- define "smsledger.profilesChecksum" -}}
+{{- with (.Values.connectionProfiles | default dict).toml }}
+checksum/connection-profiles: {{ sha256sum . }}
+{{- end }}
+{{- end }}
+
+{{- define "smsledger.profilesVolumeMount" -}}
+- name: connection-profiles
+  mountPath: {{ include "smsledger.profilesPath" . | dir }}
+  readOnly: true
+{{- end }}
+
+{{- define "smsledger.profilesVolume" -}}
+- name: connection-profiles
+{{- with .Values.connectionProfiles.existingSecret }}
+  secret:
+    secretName: {{ . }}
+    items:
+      - key: connections.toml
+        path: connections.toml
+{{- else }}
+  configMap:
+    name: {{ include "smsledger.fullname" . }}-connections
+{{- end }}
+{{- end }}
+
+{{/*
 Environment of one component's container: every non-null setting, the
 secret settings and the extra variables. Pass (dict "root" $ "component"
-.Values.server "nats" false).
+.Values.server "nats" false "profiles" true); "profiles" true names a pod
+that mounts the connection profiles and so gets SMSLEDGER_CONNECTIONS_FILE.
 */}}
 {{- define "smsledger.env" -}}
 {{- $settings := include "smsledger.componentSettings" . | fromYaml }}
+{{- $mounted := include "smsledger.profiles" .root }}
+{{- if and $mounted (not (kindIs "invalid" $settings.connectionsFile)) }}
+{{- fail "settings.connectionsFile must stay null when connectionProfiles is set: the chart points it at the mounted file" }}
+{{- end }}
 {{- range $key := keys $settings | sortAlpha }}
 {{- $value := get $settings $key }}
 {{- if not (kindIs "invalid" $value) }}
 - name: SMSLEDGER_{{ $key | snakecase | upper }}
   value: {{ include "smsledger.envValue" $value | quote }}
 {{- end }}
+{{- end }}
+{{- if and $mounted .profiles }}
+- name: SMSLEDGER_CONNECTIONS_FILE
+  value: {{ include "smsledger.profilesPath" .root | quote }}
 {{- end }}
 {{- range $key, $ref := .root.Values.secretSettings }}
 {{- if or (ne $key "natsUrl") $.nats }}
