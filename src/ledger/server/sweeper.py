@@ -62,8 +62,9 @@ class ExpirySweeper:
                 InferExpiry(row.aggregate_id, row.attempt, from_micros(row.due_at)) for row in due
             ]
             outcomes = await self.committer.execute(commands)
-            appended += sum(1 for o in outcomes if isinstance(o, CommandResult) and o.events)
-            self.expired_total += appended
+            expired = sum(1 for o in outcomes if isinstance(o, CommandResult) and o.events)
+            appended += expired
+            self.expired_total += expired
             if len(due) < self.batch_size:
                 return appended
 
