@@ -80,6 +80,32 @@ def test_twilio_error_code_zero_is_none() -> None:
     assert one(twilio("delivered", ErrorCode="0")).error_code is None
 
 
+def test_twilio_json_body_same_fields() -> None:
+    document = {
+        "MessageSid": "SM9",
+        "MessageStatus": "undelivered",
+        "ErrorCode": 30003,
+        "To": "+14155550123",
+        "Body": "secret words",
+    }
+    parsed = as_json("twilio", document)
+    receipt = one(parsed)
+    assert receipt.carrier_message_id == "SM9"
+    assert receipt.status is ReceiptStatus.FAILED
+    assert receipt.error_code == "30003"
+    assert parsed.redactions == ("Body",)
+    assert b"secret words" not in parsed.redacted_body
+
+
+def test_twilio_json_aliases_and_missing_status() -> None:
+    receipt = one(as_json("twilio", {"SmsSid": "SM2", "SmsStatus": "delivered"}))
+    assert receipt.carrier_message_id == "SM2"
+    assert receipt.status is ReceiptStatus.DELIVERED
+    with pytest.raises(ReceiptParseError) as info:
+        as_json("twilio", {"MessageSid": "SM3"})
+    assert info.value.field == "MessageStatus"
+
+
 def test_twilio_done_date_in_profile_zone() -> None:
     profile = CarrierProfile(name="tw", timezone="-05:00")
     fields = {"MessageSid": "SM1", "MessageStatus": "delivered", "RawDlrDoneDate": "2603140926"}
@@ -428,6 +454,46 @@ def test_bird_failure_source_code() -> None:
     receipt = one(as_json("messagebird", document))
     assert receipt.error_code == "34"
     assert receipt.permanent is False
+
+
+def bird_channels(message: dict[str, Any]) -> ParsedReceipts:
+    return as_json(
+        "messagebird", {"service": "channels", "event": "sms.outbound", "payload": message}
+    )
+
+
+def test_bird_channels_webhook_delivered() -> None:
+    message = {
+        "id": "b2",
+        "receiver": {
+            "contacts": [{"identifierKey": "phonenumber", "identifierValue": "+31612345678"}]
+        },
+        "body": {"type": "text", "text": {"text": "Your code is 1234"}},
+        "status": "delivered",
+        "direction": "outgoing",
+        "lastStatusAt": "2026-03-14T09:26:00.500Z",
+    }
+    parsed = bird_channels(message)
+    receipt = one(parsed)
+    assert receipt.carrier_message_id == "b2"
+    assert receipt.status is ReceiptStatus.DELIVERED
+    assert receipt.done_at == datetime(2026, 3, 14, 9, 26, 0, 500000, tzinfo=UTC)
+    assert receipt.recipient == "+31612345678"
+    assert b"Your code" not in parsed.redacted_body
+
+
+def test_bird_channels_webhook_failures() -> None:
+    failed = {
+        "id": "b3",
+        "status": "delivery_failed",
+        "failure": {"code": 15005, "source": {"name": "sms-messagebird", "code": "1"}},
+    }
+    receipt = one(bird_channels(failed))
+    assert receipt.status is ReceiptStatus.FAILED
+    assert receipt.error_code == "1"
+    assert receipt.permanent is True
+    assert one(bird_channels({"id": "b4", "status": "sending_failed"})).final
+    assert one(bird_channels({"id": "b5", "status": "accepted"})).status is ReceiptStatus.ENROUTE
 
 
 def test_messagebird_buffered_enroute() -> None:

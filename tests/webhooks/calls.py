@@ -64,6 +64,28 @@ def twilio(secret: str, carrier_id: str, now: float, nonce: str) -> Call:
     return Call("POST", "/hooks/twilio-a", urlencode(fields).encode(), headers)
 
 
+def twilio_json(
+    secret: str, carrier_id: str, now: float, nonce: str, algorithm: str = "HMAC_SHA1"
+) -> Call:
+    """A status callback with a JSON body: the URL carries ``bodySHA256`` and alone is signed."""
+    body = json.dumps(
+        {
+            "MessageSid": carrier_id,
+            "MessageStatus": "delivered",
+            "ErrorCode": None,
+            "To": f"+{NUMBER}",
+            "AccountSid": "AC0123",
+            "ApiVersion": "2010-04-01",
+        }
+    ).encode()
+    path = f"/hooks/twilio-a?{urlencode({'bodySHA256': hashlib.sha256(body).hexdigest()})}"
+    signature = twilio_signature(secret, f"{PUBLIC}{path}", [], algorithm)
+    headers = {"X-Twilio-Signature": signature, "Content-Type": JSON}
+    if algorithm != "HMAC_SHA1":
+        headers["X-Twilio-Webhooks-Signature-Settings"] = f"key=rule-1,algorithm={algorithm}"
+    return Call("POST", path, body, headers)
+
+
 def vonage_sms(secret: str, carrier_id: str, now: float, nonce: str) -> Call:
     fields = [
         ("messageId", carrier_id),
@@ -80,12 +102,32 @@ def vonage_sms(secret: str, carrier_id: str, now: float, nonce: str) -> Call:
     return Call("GET", f"/hooks/vonage-sms-a?{urlencode(fields)}")
 
 
-def vonage_messages(secret: str, carrier_id: str, now: float, nonce: str) -> Call:
-    # NOTE: the field names are the SMS API's; the vonage parser does not read
-    # the Messages API's own status body (message_uuid) yet.
-    body = json.dumps(
-        {"messageId": carrier_id, "status": "delivered", "err-code": "0", "msisdn": NUMBER}
-    ).encode()
+def messages_status(carrier_id: str, status: str = "delivered", error_code: int = 0) -> bytes:
+    """A Vonage Messages API message status body for an SMS."""
+    document: dict[str, object] = {
+        "message_uuid": carrier_id,
+        "to": NUMBER,
+        "from": "ACME",
+        "timestamp": "2025-01-01T12:00:00.000Z",
+        "status": status,
+        "channel": "sms",
+        "client_ref": "order-1",
+        "usage": {"currency": "EUR", "price": "0.0333"},
+        "destination": {"network_code": "23410"},
+        "sms": {"count_total": "1"},
+    }
+    if error_code:
+        document["error"] = {
+            "type": f"https://developer.vonage.com/api-errors/messages#{error_code}",
+            "title": error_code,
+            "detail": "The message could not be delivered",
+            "instance": "bf0ca0bf927b3b52e3cb03217e1a1ddf",
+        }
+    return json.dumps(document).encode()
+
+
+def vonage_messages_call(secret: str, body: bytes, now: float, nonce: str) -> Call:
+    """Sign a Messages API webhook body with a bearer JWT, as Vonage does."""
     claims = {
         "iat": int(now),
         "jti": nonce,
@@ -97,6 +139,10 @@ def vonage_messages(secret: str, carrier_id: str, now: float, nonce: str) -> Cal
     token = jwt.encode(claims, secret, algorithm="HS256")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": JSON}
     return Call("POST", "/hooks/vonage-msg-a", body, headers)
+
+
+def vonage_messages(secret: str, carrier_id: str, now: float, nonce: str) -> Call:
+    return vonage_messages_call(secret, messages_status(carrier_id), now, nonce)
 
 
 def plivo(secret: str, carrier_id: str, now: float, nonce: str) -> Call:
@@ -168,7 +214,32 @@ def messagebird(secret: str, carrier_id: str, now: float, nonce: str) -> Call:
 
 
 def bird(secret: str, carrier_id: str, now: float, nonce: str) -> Call:
-    body = json.dumps({"id": carrier_id, "status": "delivered", "nonce": nonce}).encode()
+    # A Channels webhook for an outgoing SMS: the message object under "payload".
+    # The nonce fills the sender's reference, so calls with different nonces differ.
+    message = {
+        "id": carrier_id,
+        "channelId": "614208aa-b153-4d5d-9989-2fddfc0ce4c3",
+        "sender": {"connector": {"id": "86cc4dc0-3dc0-41b7-ac43-8ec829ead56f"}},
+        "receiver": {
+            "contacts": [
+                {
+                    "id": "32cf5eee-f940-422c-ab8c-5f753aad5efd",
+                    "identifierKey": "phonenumber",
+                    "identifierValue": f"+{NUMBER}",
+                }
+            ]
+        },
+        "body": {"type": "text", "text": {"text": "Your code is 1234"}},
+        "reference": nonce,
+        "parts": [{"platformReference": "e8077d803532c0b5937c639b60216938"}],
+        "status": "delivered",
+        "direction": "outgoing",
+        "lastStatusAt": "2025-01-01T12:00:00.000Z",
+        "createdAt": "2025-01-01T11:59:58.000Z",
+        "updatedAt": "2025-01-01T12:00:00.000Z",
+    }
+    document = {"service": "channels", "event": "sms.outbound", "payload": message}
+    body = json.dumps(document).encode()
     stamp = str(int(now))
     headers = {
         "messagebird-signature": bird_signature(secret, stamp, f"{PUBLIC}/hooks/bird-a", body),
@@ -234,8 +305,10 @@ PROVIDERS = {
     ),
     "bird": Signed("bird-a", "bird-new-key", "bird-old-key", bird, True),
     "kannel": Signed("kannel-a", "kannel-token-new", "kannel-token-old", kannel, signs_body=False),
-    "jasmin": Signed("jasmin-a", "jasmin-token", "jasmin-token", jasmin, signs_body=False),
-    "infobip": Signed("infobip-a", "infobip-token", "infobip-token", infobip, signs_body=False),
+    "jasmin": Signed("jasmin-a", "jasmin-token-new", "jasmin-token-old", jasmin, signs_body=False),
+    "infobip": Signed(
+        "infobip-a", "infobip-token-new", "infobip-token-old", infobip, signs_body=False
+    ),
 }
 
 

@@ -91,14 +91,14 @@ message_id_param = "ref"
 [connections.jasmin-a.webhook]
 provider = "jasmin"
 tenant = "{TENANT}"
-secrets = ["jasmin-token"]
+secrets = ["jasmin-token-new", "jasmin-token-old"]
 message_id_param = "ref"
 
 [connections.infobip-a]
 [connections.infobip-a.webhook]
 provider = "infobip"
 tenant = "{TENANT}"
-secrets = ["infobip-token"]
+secrets = ["infobip-token-new", "infobip-token-old"]
 
 [connections.smpp-a]
 format = "smpp-text"

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
 from yarl import URL
 
 from ledger.domain.outcomes import Status
-from tests.webhooks.calls import PROVIDERS, Call, make
-from tests.webhooks.conftest import Endpoint, prepare, receipt_events, status_of, unparsed_count
+from tests.webhooks.calls import (
+    PROVIDERS,
+    Call,
+    make,
+    messages_status,
+    twilio_json,
+    vonage_messages_call,
+)
+from tests.webhooks.conftest import (
+    TENANT,
+    Endpoint,
+    prepare,
+    receipt_events,
+    status_of,
+    unparsed_count,
+)
 
 SIGNED_BODY = [name for name, p in PROVIDERS.items() if p.signs_body]
 TIMESTAMPED = [name for name, p in PROVIDERS.items() if p.timestamped]
@@ -60,6 +75,26 @@ async def test_callback_old_secret_accepted(endpoint: Endpoint, name: str) -> No
     status, _ = await send(endpoint, call)
     assert status == 200
     assert status_of(endpoint.runtime, message_id) is Status.DELIVERED
+
+
+def test_url_tokens_rotate() -> None:
+    # Rotation is tested only for providers whose two secrets differ.
+    assert {"kannel", "jasmin", "infobip"} <= set(ROTATED)
+
+
+@pytest.mark.parametrize("name", ["jasmin", "infobip"])
+async def test_token_rotation(endpoint: Endpoint, name: str) -> None:
+    signed = PROVIDERS[name]
+    for index, token in enumerate((signed.new_secret, signed.old_secret)):
+        message_id, carrier_id = f"m-{name}-{index}", f"C-{name}-{index}"
+        prepare(endpoint.runtime, message_id, signed.connection, carrier_id)
+        status, body = await send(endpoint, make(name, carrier_id, secret=token))
+        assert (status, body) == (200, expected_body(name))
+        assert status_of(endpoint.runtime, message_id) is Status.DELIVERED
+    message_id, carrier_id = setup(endpoint, name)
+    status, _ = await send(endpoint, make(name, carrier_id, secret=f"{name}-token-retired"))
+    assert status == 403
+    assert_nothing_recorded(endpoint, name, message_id)
 
 
 @pytest.mark.parametrize("name", sorted(PROVIDERS))
@@ -117,6 +152,40 @@ async def test_callback_repeated_appends_nothing(endpoint: Endpoint, name: str) 
     assert endpoint.metrics.total("duplicate") == 1
 
 
+@pytest.mark.parametrize(
+    ("word", "expected", "code"),
+    [("rejected", Status.REJECTED, 1320), ("undeliverable", Status.FAILED, 1330)],
+)
+async def test_vonage_messages_failure_recorded(
+    endpoint: Endpoint, word: str, expected: Status, code: int
+) -> None:
+    message_id, carrier_id = setup(endpoint, "vonage-messages")
+    body = messages_status(carrier_id, word, code)
+    call = vonage_messages_call(PROVIDERS["vonage-messages"].new_secret, body, time.time(), "n1")
+    status, _ = await send(endpoint, call)
+    assert status == 200
+    message, _ = endpoint.runtime.ledger.get_message(TENANT, message_id)
+    assert message.outcome.status is expected
+    assert message.outcome.final
+    assert message.outcome.error_code == str(code)
+    assert unparsed_count(endpoint.runtime, "vonage-msg-a") == 0
+    assert endpoint.metrics.total("recorded") == 1
+
+
+@pytest.mark.parametrize("algorithm", ["HMAC_SHA1", "HMAC_SHA256"])
+async def test_twilio_json_body_recorded(endpoint: Endpoint, algorithm: str) -> None:
+    message_id, carrier_id = setup(endpoint, "twilio")
+    call = twilio_json("twilio-new-token", carrier_id, time.time(), "n1", algorithm)
+    assert "bodySHA256=" in call.path
+    status, _ = await send(endpoint, call)
+    assert status == 200
+    assert status_of(endpoint.runtime, message_id) is Status.DELIVERED
+    assert receipt_events(endpoint.runtime, message_id) == ["Delivered"]
+    assert unparsed_count(endpoint.runtime, "twilio-a") == 0
+    tampered = await send(endpoint, call.tampered())
+    assert tampered[0] == 403
+
+
 async def test_plivo_nonce_replayed_with_other_body(endpoint: Endpoint) -> None:
     _, carrier_id = setup(endpoint, "plivo")
     other_id, other_carrier = "m-plivo-other", "P-OTHER-1"
@@ -151,7 +220,7 @@ async def test_jasmin_unknown_message_retried_not_404(endpoint: Endpoint) -> Non
     fields = b"id=6a9c&message_status=ESME_ROK&level=1"
     call = Call(
         "POST",
-        "/hooks/jasmin-a/jasmin-token?ref=no-such-message",
+        "/hooks/jasmin-a/jasmin-token-new?ref=no-such-message",
         fields,
         {"Content-Type": "application/x-www-form-urlencoded"},
     )

@@ -2,9 +2,19 @@
 
 Legacy reports are query strings with ``id``, ``recipient``, ``status``,
 ``statusReason``, ``statusErrorCode`` and ``statusDatetime`` (RFC 3339).
-Bird Channels failures carry ``failure: {code, source: {code}}``. The
-source code is Bird's extended error code. It reuses the GSM MAP numbering,
-so the ``bird`` table classifies it.
+
+A Bird Channels webhook (event ``sms.outbound``) is read as the message
+object under ``payload`` in ``{"service": "channels", "event": ..., "payload":
+{...}}``, and a bare message object the same way. The message's ``id`` is the
+carrier id, ``status`` one of accepted, sent, sending_failed, delivered or
+delivery_failed, ``lastStatusAt`` the time of that status (RFC 3339), and
+``receiver.contacts[0].identifierValue`` the recipient. Failures carry
+``failure: {code, source: {code}}``. The source code is Bird's extended error
+code. It reuses the GSM MAP numbering, so the ``bird`` table classifies it.
+
+NOTE: Bird documents the message object and the subscription's ``service``
+and ``event``, but the envelope around the message in a webhook body is
+assumed, not confirmed.
 
 NOTE: the legacy field list and status words were not checked against current
 MessageBird documentation; unknown words become ``unknown`` with a warning.
@@ -14,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC
+from typing import Any
 
 from ledger.errors import ReceiptParseError
 from ledger.receipts.classification import build_receipt, lookup_status
@@ -36,10 +47,12 @@ FORMAT = "messagebird"
 MESSAGEBIRD_STATUSES: Mapping[str, ReceiptStatus] = {
     "SCHEDULED": ReceiptStatus.ENROUTE,
     "BUFFERED": ReceiptStatus.ENROUTE,
+    "ACCEPTED": ReceiptStatus.ENROUTE,  # Bird Channels: taken, not yet sent on
     "SENT": ReceiptStatus.ACCEPTED,
     "DELIVERED": ReceiptStatus.DELIVERED,
     "EXPIRED": ReceiptStatus.EXPIRED,
     "DELIVERY_FAILED": ReceiptStatus.FAILED,
+    "SENDING_FAILED": ReceiptStatus.FAILED,  # Bird Channels: never reached the SMS platform
 }
 
 _FIELDS = ("id", "recipient", "status", "statusErrorCode", "statusDatetime")
@@ -54,7 +67,8 @@ def parse_messagebird(
     """Parse a MessageBird status report or a Bird message status.
 
     Args:
-        body: A query string or form body, or a JSON object.
+        body: A query string or form body, a Bird Channels webhook, or a
+            message object.
         content_type: Selects JSON when it names JSON.
         profile: The connection's profile.
         metadata: Unused.
@@ -67,10 +81,17 @@ def parse_messagebird(
     """
     values: dict[str, str | None]
     error_table = "bird"
+    time_field = "statusDatetime"
     if is_json_body(body, content_type):
         document = load_json_object(body, FORMAT)
-        values = {name: json_text(document, name) for name in _FIELDS}
-        failure = json_object(document, "failure")
+        message = _channels_message(document)
+        values = {name: json_text(message, name) for name in _FIELDS}
+        if values["statusDatetime"] is None:
+            time_field = "lastStatusAt"
+            values["statusDatetime"] = json_text(message, time_field)
+        if values["recipient"] is None:
+            values["recipient"] = _channels_recipient(message)
+        failure = json_object(message, "failure")
         if failure is not None and values["statusErrorCode"] is None:
             source = json_object(failure, "source") or {}
             values["statusErrorCode"] = json_text(source, "code")
@@ -89,7 +110,7 @@ def parse_messagebird(
     status, warning = lookup_status(word, MESSAGEBIRD_STATUSES, profile)
     warnings = [] if warning is None else [warning]
     status_time = values["statusDatetime"]
-    done_at = read_iso_field(status_time, "statusDatetime", UTC, warnings)
+    done_at = read_iso_field(status_time, time_field, UTC, warnings)
     receipt = build_receipt(
         status,
         profile,
@@ -102,3 +123,20 @@ def parse_messagebird(
         warnings=tuple(warnings),
     )
     return ParsedReceipts((receipt,), redacted, redactions)
+
+
+def _channels_message(document: dict[str, Any]) -> dict[str, Any]:
+    """Return the message object of a Bird Channels webhook, or the document itself."""
+    payload = json_object(document, "payload")
+    if payload is not None and "event" in document:
+        return payload
+    return document
+
+
+def _channels_recipient(message: dict[str, Any]) -> str | None:
+    """Return the first receiver contact's identifier value, if any."""
+    receiver = json_object(message, "receiver") or {}
+    contacts = receiver.get("contacts")
+    if isinstance(contacts, list) and contacts and isinstance(contacts[0], dict):
+        return json_text(contacts[0], "identifierValue")
+    return None

@@ -1,4 +1,4 @@
-"""Twilio Programmable Messaging status callbacks (form POST).
+"""Twilio Programmable Messaging status callbacks (form POST or JSON POST).
 
 ``MessageSid`` (or ``SmsSid``) is the carrier id and ``MessageStatus`` (or
 ``SmsStatus``) the status. ``ErrorCode`` is classified with Twilio's own
@@ -7,6 +7,10 @@ YYMMDDhhmm without a zone. Twilio documents that its offset varies between
 carriers, so it is read in the profile's zone and is only as good as that
 setting.
 Parameters Twilio adds later are ignored.
+
+A callback whose body is a JSON object (the kind Twilio signs with
+``bodySHA256`` in the URL) is read with the same member names. String and
+integer members count. Members of any other type are ignored.
 """
 
 from __future__ import annotations
@@ -16,7 +20,15 @@ from collections.abc import Mapping
 from ledger.errors import ReceiptParseError
 from ledger.receipts.classification import build_receipt, lookup_status
 from ledger.receipts.model import CarrierProfile, ParsedReceipts, ReceiptStatus
-from ledger.receipts.payloads import decode_form, redact_form
+from ledger.receipts.payloads import (
+    FormFields,
+    decode_form,
+    is_json_body,
+    json_text,
+    load_json_object,
+    redact_form,
+    redacted_json_body,
+)
 from ledger.receipts.smpp_text import profile_zone, read_done_date
 
 __all__ = ["TWILIO_STATUSES", "parse_twilio"]
@@ -52,8 +64,9 @@ def parse_twilio(
     """Parse a Twilio message status callback.
 
     Args:
-        body: The form body.
-        content_type: Unused.
+        body: The form body, or a JSON object with the same member names.
+        content_type: Selects JSON when it names JSON; a body starting with
+            ``{`` is read as JSON too.
         profile: The connection's profile; its zone reads ``RawDlrDoneDate``.
         metadata: Unused.
 
@@ -61,9 +74,17 @@ def parse_twilio(
         One receipt, with ``Body`` redacted if present.
 
     Raises:
-        ReceiptParseError: The status is missing or belongs to an inbound message.
+        ReceiptParseError: The body cannot be decoded, or the status is
+            missing or belongs to an inbound message.
     """
-    fields = decode_form(body, FORMAT)
+    document = None
+    if is_json_body(body, content_type):
+        document = load_json_object(body, FORMAT)
+        fields = FormFields(
+            (name, value) for name in document if (value := json_text(document, name)) is not None
+        )
+    else:
+        fields = decode_form(body, FORMAT)
     word = (fields.get("MessageStatus", "SmsStatus") or "").strip()
     if not word:
         raise ReceiptParseError(FORMAT, "MessageStatus", "", "MessageStatus is missing")
@@ -88,5 +109,8 @@ def parse_twilio(
         recipient=fields.get("To"),
         warnings=tuple(warnings),
     )
-    redacted, redactions = redact_form(body)
+    if document is None:
+        redacted, redactions = redact_form(body)
+    else:
+        redacted, redactions = redacted_json_body(body, document, FORMAT)
     return ParsedReceipts((receipt,), redacted, redactions)
