@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from ledger.application.ledger import Ledger, LedgerConfig
+from ledger.domain.message import RetryPolicy
 from ledger.privacy.subjects import SubjectCrypto
 from ledger.receipts.model import CarrierProfile
 from ledger.receipts.profiles import ProfileConfigError, load_profiles
 from ledger.settings import ConfigurationError, Settings
 from ledger.storage.store import LedgerStore, StorageConfig
 
-__all__ = ["Runtime", "build_runtime", "storage_config"]
+__all__ = ["Runtime", "build_runtime", "retry_policy", "storage_config"]
 
 
 def storage_config(settings: Settings, *, create_tables: bool = True) -> StorageConfig:
@@ -23,6 +24,17 @@ def storage_config(settings: Settings, *, create_tables: bool = True) -> Storage
         max_overflow=settings.db_max_overflow,
         lock_timeout_seconds=settings.db_lock_timeout_seconds,
         create_tables=create_tables,
+    )
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """Return the retry advice rules the settings describe."""
+    return RetryPolicy(
+        max_attempts=settings.retry_max_attempts,
+        base_delay=timedelta(seconds=settings.retry_base_delay_seconds),
+        max_delay=timedelta(seconds=settings.retry_max_delay_seconds),
+        multiplier=settings.retry_backoff_multiplier,
+        jitter=settings.retry_jitter,
     )
 
 
@@ -37,6 +49,7 @@ def ledger_config(
         request_id_retention=timedelta(seconds=settings.request_id_retention_seconds),
         max_raw_bytes=settings.max_raw_payload_bytes,
         connections=connections or {},
+        retry_policy=retry_policy(settings),
     )
 
 

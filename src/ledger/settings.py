@@ -101,6 +101,36 @@ class Settings(BaseSettings):
     max_raw_payload_bytes: int = Field(
         default=65_536, gt=0, description="Largest raw receipt payload accepted, in bytes."
     )
+    retry_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description=(
+            "Attempts a message may have in all; after a final failure on the last one the "
+            "ledger advises no retry. A connection's retry_max_attempts overrides it."
+        ),
+    )
+    retry_base_delay_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Wait advised before the second attempt, in seconds; later waits grow.",
+    )
+    retry_backoff_multiplier: float = Field(
+        default=2.0,
+        ge=1,
+        description="Factor by which the advised wait grows from one attempt to the next.",
+    )
+    retry_max_delay_seconds: float = Field(
+        default=3600.0, gt=0, description="Maximum wait advised before a retry, in seconds."
+    )
+    retry_jitter: float = Field(
+        default=0.2,
+        ge=0,
+        lt=1,
+        description=(
+            "Fraction by which an advised wait is spread either way, the same for a given "
+            "message and attempt; 0 turns the spread off."
+        ),
+    )
     db_pool_size: int = Field(
         default=5, gt=0, description="PostgreSQL connections each process keeps open."
     )

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from ledger.application.batch import Batch
@@ -84,7 +84,8 @@ class LedgerConfig:
         cache_size: Messages kept in memory between batches.
         connections: Carrier connection profiles by name. When empty, any
             connection name is accepted with default rules.
-        retry_policy: When to advise a new attempt after a final failure.
+        retry_policy: When to advise a new attempt after a final failure; a
+            connection's ``retry_max_attempts`` overrides its maximum.
     """
 
     default_validity: timedelta = timedelta(hours=48)
@@ -102,6 +103,13 @@ class LedgerConfig:
     def profile(self, connection: str) -> CarrierProfile:
         """Return the profile of a connection (default rules when not configured)."""
         return self.connections.get(connection) or CarrierProfile(name=connection)
+
+    def retry_policy_for(self, connection: str) -> RetryPolicy:
+        """Return the retry policy of messages whose latest attempt went to ``connection``."""
+        profile = self.connections.get(connection)
+        if profile is None or profile.retry_max_attempts is None:
+            return self.retry_policy
+        return replace(self.retry_policy, max_attempts=profile.retry_max_attempts)
 
 
 class _MessageCache:

@@ -164,6 +164,9 @@ class CarrierProfile:
         stuck_after_seconds: How long an accepted message may stay without a
             final outcome before it is listed as stuck; None uses the
             server-wide setting.
+        retry_max_attempts: Attempts a message sent on this connection may
+            have before the ledger stops advising a retry; None uses the
+            server-wide setting.
         webhook: How receipts arrive over HTTP; None when they do not.
     """
 
@@ -178,4 +181,5 @@ class CarrierProfile:
     permanent_codes: frozenset[str] = frozenset()
     transient_codes: frozenset[str] = frozenset()
     stuck_after_seconds: int | None = None
+    retry_max_attempts: int | None = None
     webhook: WebhookProfile | None = None

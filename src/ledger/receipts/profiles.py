@@ -13,6 +13,7 @@ A profiles file has one table per connection::
     permanent_codes = ["013"]
     transient_codes = ["034"]
     stuck_after_seconds = 3600
+    retry_max_attempts = 5
 
     [connections.uk-smpp-a.webhook]     # only where receipts arrive over HTTP
     provider = "twilio"
@@ -65,6 +66,7 @@ _KEYS = frozenset(
         "permanent_codes",
         "transient_codes",
         "stuck_after_seconds",
+        "retry_max_attempts",
         "webhook",
     }
 )
@@ -321,6 +323,13 @@ def profile_from_mapping(name: str, table: Mapping[str, Any]) -> CarrierProfile:
         settings["stuck_after_seconds"] = _positive_int(
             name, "stuck_after_seconds", table["stuck_after_seconds"]
         )
+    if "retry_max_attempts" in table:
+        attempts = table["retry_max_attempts"]
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ProfileConfigError(
+                name, "retry_max_attempts", f"expected a whole number above 0, got {attempts!r}"
+            )
+        settings["retry_max_attempts"] = attempts
     if "webhook" in table:
         settings["webhook"] = _webhook(name, table["webhook"], settings.get("format"))
     both = settings.get("permanent_codes", frozenset()) & settings.get(
