@@ -84,6 +84,19 @@ async def drive_traffic(observed: Observed) -> None:
             final=True,
         )
     )
+    # A raw receipt with a status word in no table, and one with the listed word UNKNOWN.
+    unrecognized = await stub.RecordRawReceipt(
+        pb.RecordRawReceiptRequest(
+            tenant="acme", connection="carrier-a", format="smpp-text", body=b"id:C0 stat:WIBBLE"
+        )
+    )
+    assert list(unrecognized.warnings) == ["unrecognized status word 'WIBBLE'"]
+    known = await stub.RecordRawReceipt(
+        pb.RecordRawReceiptRequest(
+            tenant="acme", connection="carrier-a", format="smpp-text", body=b"id:C1 stat:UNKNOWN"
+        )
+    )
+    assert list(known.warnings) == []
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.RecordRawReceipt(
             pb.RecordRawReceiptRequest(
@@ -134,6 +147,7 @@ async def test_metrics_move_under_load(observed: Observed) -> None:
     assert value(after, "ledger_duplicates_suppressed_total", kind="submit") == 1
     assert value(after, "ledger_receipts_parked_total", connection="carrier-a") == 1
     assert value(after, "ledger_receipts_unparsed_total", connection="carrier-a") == 1
+    assert value(after, "ledger_receipts_unrecognized_total", connection="carrier-a") == 1
 
     committed = MESSAGES * 3 + 2
     assert value(after, "ledger_commit_batch_size_sum") >= committed

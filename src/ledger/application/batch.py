@@ -89,6 +89,8 @@ class Batch:
         self._carrier_rows: dict[_CarrierKey, list[CarrierIdRow]] = defaultdict(list)
         self._parked: dict[_CarrierKey, list[ParkedReceipt]] = defaultdict(list)
         self._parked_new: set[uuid.UUID] = set()
+        # Parser warnings of the receipt commands a raw receipt expanded into.
+        self._warnings: dict[int, tuple[str, ...]] = {}
         self._numbers: dict[str, CheckedNumber] = {}
         self._trace: str | None = None
         self.new_keys: list[tuple[SubjectKeyRow, bytes]] = []
@@ -236,6 +238,8 @@ class Batch:
                     ),
                 )
             )
+            if receipt.warnings:
+                self._warnings[id(receipts[-1])] = receipt.warnings
         return receipts
 
     def _carrier_of(self, command: RecordAcceptance, submitted: dict[uuid.UUID, str]) -> str | None:
@@ -368,9 +372,11 @@ class Batch:
         results: list[CommandResult | LedgerError] = []
         for receipt in expanded:
             try:
-                results.append(self._receipt(receipt))
+                result = self._receipt(receipt)
             except LedgerError as error:
                 results.append(error)
+            else:
+                results.append(replace(result, warnings=self._warnings.get(id(receipt), ())))
         applied = [r for r in results if isinstance(r, CommandResult)]
         if not applied:
             first_error = results[0]
@@ -383,6 +389,7 @@ class Batch:
             first,
             retry=next((r.retry for r in applied if r.retry), None),
             receipts=tuple(results) if len(results) > 1 else (),
+            warnings=tuple(w for r in applied for w in r.warnings),
         )
 
     def _keep_unparsed(self, command: RecordRawReceipt, error: ReceiptParseError) -> None:

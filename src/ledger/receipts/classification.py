@@ -27,10 +27,12 @@ from ledger.receipts.model import CarrierProfile, NormalizedReceipt, ReceiptStat
 
 __all__ = [
     "FINAL_BY_DEFAULT",
+    "UNRECOGNIZED_STATUS",
     "build_receipt",
     "clean_error_code",
     "clean_text",
     "decide_permanent",
+    "is_unrecognized_status",
     "lookup_status",
 ]
 
@@ -44,12 +46,21 @@ FINAL_BY_DEFAULT: Mapping[ReceiptStatus, bool] = {
     ReceiptStatus.UNKNOWN: False,
 }
 
+UNRECOGNIZED_STATUS = "unrecognized"
+"""First word of every warning about a status the format's table lacks (a
+word, a name or a state number), so that they can be counted."""
+
 _FAILURES = frozenset({ReceiptStatus.FAILED, ReceiptStatus.REJECTED})
 
 # Values that sources put where they have no error code.
 _PLACEHOLDER_CODES = frozenset({"", "ND", "N/A", "NA", "-", "NONE", "NULL", "NIL"})
 
 _STRIP = " \t\r\n\x00"
+
+
+def is_unrecognized_status(warning: str) -> bool:
+    """Tell whether a parser warning reports a status that was not recognized."""
+    return warning.startswith(UNRECOGNIZED_STATUS + " ")
 
 
 def clean_text(value: str | None) -> str | None:
@@ -92,7 +103,8 @@ def lookup_status(
                     )
     status = table.get(key)
     if status is None:
-        return ReceiptStatus.UNKNOWN, f"unrecognized status word {word.strip(_STRIP)[:64]!r}"
+        word_shown = word.strip(_STRIP)[:64]
+        return ReceiptStatus.UNKNOWN, f"{UNRECOGNIZED_STATUS} status word {word_shown!r}"
     return status, None
 
 

@@ -17,7 +17,11 @@ from datetime import UTC
 from typing import Any
 
 from ledger.errors import ReceiptParseError
-from ledger.receipts.classification import build_receipt, lookup_status
+from ledger.receipts.classification import (
+    UNRECOGNIZED_STATUS,
+    build_receipt,
+    lookup_status,
+)
 from ledger.receipts.dates import read_iso_field
 from ledger.receipts.model import CarrierProfile, NormalizedReceipt, ParsedReceipts, ReceiptStatus
 from ledger.receipts.payloads import json_object, json_text, load_json_object, redacted_json_body
@@ -82,7 +86,7 @@ def _status(
         if name.startswith(prefix):
             return status, final, None
     label = name or status_id
-    return ReceiptStatus.UNKNOWN, None, f"unrecognized status {label[:64]!r}"
+    return ReceiptStatus.UNKNOWN, None, f"{UNRECOGNIZED_STATUS} status {label[:64]!r}"
 
 
 def _report(item: Any, index: int, profile: CarrierProfile) -> NormalizedReceipt:

@@ -32,7 +32,11 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from ledger.errors import ReceiptParseError
-from ledger.receipts.classification import build_receipt, lookup_status
+from ledger.receipts.classification import (
+    UNRECOGNIZED_STATUS,
+    build_receipt,
+    lookup_status,
+)
 from ledger.receipts.model import CarrierProfile, ParsedReceipts, ReceiptStatus
 from ledger.receipts.payloads import REDACTION_MARKER
 from ledger.receipts.smpp_text import (
@@ -327,7 +331,7 @@ def parse_smpp_pdu(
     if state is not None and len(state) == 1:
         status = MESSAGE_STATES.get(state[0], ReceiptStatus.UNKNOWN)
         if state[0] not in MESSAGE_STATES:
-            warnings.append(f"unrecognized message_state {state[0]}")
+            warnings.append(f"{UNRECOGNIZED_STATUS} message_state {state[0]}")
     elif fields.get("stat"):
         status, warning = lookup_status(fields["stat"], STAT_WORDS, profile)
         if warning is not None:

@@ -19,6 +19,7 @@ from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, V
 from ledger.application.commands import Command, RecordRawReceipt, RecordReceipt, SubmitMessage
 from ledger.application.results import CommandResult, Disposition
 from ledger.errors import LedgerError, ReceiptParseError
+from ledger.receipts.classification import is_unrecognized_status
 from ledger.telemetry import names
 from ledger.telemetry.names import MetricSpec
 from ledger.telemetry.window import SlidingRatio
@@ -132,6 +133,7 @@ class LedgerMetrics:
         self.duplicates = _create_counter(meter, names.DUPLICATES)
         self.receipts_parked = _create_counter(meter, names.RECEIPTS_PARKED)
         self.receipts_unparsed = _create_counter(meter, names.RECEIPTS_UNPARSED)
+        self.receipts_unrecognized = _create_counter(meter, names.RECEIPTS_UNRECOGNIZED)
         self.receipts_final = _create_counter(meter, names.RECEIPTS_FINAL)
         self.probe_errors = _create_counter(meter, names.PROBE_ERRORS)
         self.webhook_duration = _create_histogram(meter, names.WEBHOOK_DURATION)
@@ -176,7 +178,7 @@ class LedgerMetrics:
                 self.delivery.add(carrier, event_type == "Delivered")
 
     def record_outcomes(self, commands: Sequence[Command], outcomes: Sequence[object]) -> None:
-        """Count duplicates, parked and unparsed receipts among a batch's outcomes."""
+        """Count duplicates and parked, unparsed and unrecognized receipts among outcomes."""
         for command, outcome in zip(commands, outcomes, strict=False):
             if isinstance(outcome, ReceiptParseError):
                 self.receipts_unparsed.add(1, {"connection": _receipt_connection(command)})
@@ -190,6 +192,8 @@ class LedgerMetrics:
             for part in parts:
                 if not isinstance(part, CommandResult):
                     continue
+                if not part.duplicate and any(map(is_unrecognized_status, part.warnings)):
+                    self.receipts_unrecognized.add(1, {"connection": _receipt_connection(command)})
                 if part.disposition is Disposition.PARKED:
                     self.receipts_parked.add(1, {"connection": _receipt_connection(command)})
                 elif part.duplicate:

@@ -107,6 +107,14 @@ RECEIPTS_UNPARSED = MetricSpec(
     ("connection",),
     "Raw receipts that could not be parsed and were kept for reprocessing.",
 )
+RECEIPTS_UNRECOGNIZED = MetricSpec(
+    "ledger.receipts.unrecognized",
+    "counter",
+    "{receipt}",
+    ("connection",),
+    "Receipts recorded or parked with status unknown because their status word (or code) "
+    "is not in the format's table or the connection's synonyms.",
+)
 RECEIPTS_ORPHANED = MetricSpec(
     "ledger.receipts.orphaned",
     "gauge",
@@ -231,6 +239,7 @@ METRICS: tuple[MetricSpec, ...] = (
     DUPLICATES,
     RECEIPTS_PARKED,
     RECEIPTS_UNPARSED,
+    RECEIPTS_UNRECOGNIZED,
     RECEIPTS_ORPHANED,
     RECEIPTS_FINAL,
     DELIVERY_RATIO,
