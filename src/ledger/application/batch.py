@@ -45,6 +45,7 @@ from ledger.privacy.subjects import UNATTRIBUTED, decrypt_field, encrypt_field, 
 from ledger.receipts.ids import canonical_carrier_id
 from ledger.receipts.model import ParsedReceipts
 from ledger.receipts.parse import parse_receipt
+from ledger.receipts.redaction import redact_unparsable
 from ledger.storage.records import (
     CarrierIdRow,
     ExpiryRow,
@@ -393,8 +394,13 @@ class Batch:
         )
 
     def _keep_unparsed(self, command: RecordRawReceipt, error: ReceiptParseError) -> None:
-        """Keep the bytes of a receipt that cannot be parsed, encrypted."""
+        """Keep the bytes of a receipt that cannot be parsed, redacted and encrypted.
+
+        Repeats are recognized by the digest of the redacted body, so that no
+        digest of message text is stored either.
+        """
         key_id, key = self.subject_key(command.tenant, UNATTRIBUTED)
+        body, redactions = redact_unparsable(command.body, command.content_type)
         self.side.unparsed.append(
             UnparsedReceipt(
                 receipt_id=command.replaces_unparsed or uuid.uuid4(),
@@ -404,11 +410,12 @@ class Batch:
                 content_type=command.content_type,
                 received_at=self.now_micros,
                 error=error.message,
-                body_sha256=hashlib.sha256(command.body).hexdigest(),
-                raw_ciphertext=encrypt_field(key, command.body, RAW_FIELD),
+                body_sha256=hashlib.sha256(body).hexdigest(),
+                raw_ciphertext=encrypt_field(key, body, RAW_FIELD),
                 raw_key_id=key_id,
                 metadata=json.dumps(dict(command.metadata), sort_keys=True),
                 source=command.source,
+                redactions=redactions,
             )
         )
 

@@ -153,6 +153,7 @@ class ReceiptServicer(ledger_pb2_grpc.ReceiptServiceServicer):
                 received_at=timestamp(from_micros(row.received_at)),
                 error=row.error,
                 body=decrypt_field(key, row.raw_ciphertext, RAW_FIELD) if key else b"",
+                redactions=list(row.redactions),
             )
         return response
 

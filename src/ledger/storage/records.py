@@ -129,10 +129,12 @@ class UnparsedReceipt:
         received_at: Arrival (epoch microseconds).
         error: Why parsing failed.
         body_sha256: Hex digest of the body, so repeats are kept once.
-        raw_ciphertext: The body encrypted under the tenant's unattributed-data key.
+        raw_ciphertext: The body, with message text redacted, encrypted under
+            the tenant's unattributed-data key.
         raw_key_id: Id of that key.
         metadata: Transport metadata as JSON text.
         source: Where the payload came from.
+        redactions: Names of the parts removed from the body before storage.
     """
 
     receipt_id: uuid.UUID
@@ -147,6 +149,7 @@ class UnparsedReceipt:
     raw_key_id: str
     metadata: str
     source: str
+    redactions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

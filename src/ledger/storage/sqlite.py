@@ -28,6 +28,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         """Return the events table DDL followed by the side tables' DDL."""
         return [*super().construct_create_table_statements(), *self.side_tables.create_statements()]
 
+    def _create_table(self, c: SQLiteCursor) -> None:
+        super()._create_table(c)
+        self.side_tables.add_columns(c)
+
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:

@@ -7,6 +7,7 @@ the binary column type and how a list parameter is passed differ (see
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,11 @@ from ledger.storage.records import (
     UnparsedReceipt,
 )
 
-__all__ = ["POSTGRES", "SQLITE", "Dialect", "SideTables"]
+__all__ = ["POSTGRES", "SQLITE", "UNPARSED_REDACTIONS_COLUMN", "Dialect", "SideTables"]
+
+UNPARSED_REDACTIONS_COLUMN = "redactions TEXT NOT NULL DEFAULT '[]'"
+"""Definition of the unparsed table's last column, which tables created before
+it lack; :meth:`SideTables.create_statements` adds it to those."""
 
 
 class Cursor(Protocol):
@@ -132,13 +137,37 @@ class SideTables:
             "format TEXT NOT NULL, content_type TEXT NOT NULL, received_at BIGINT NOT NULL, "
             f"error TEXT NOT NULL, body_sha256 TEXT NOT NULL, raw_ciphertext {blob} NOT NULL, "
             "raw_key_id TEXT NOT NULL, metadata TEXT NOT NULL, source TEXT NOT NULL, "
+            f"{UNPARSED_REDACTIONS_COLUMN}, "
             "UNIQUE (tenant, connection, body_sha256))",
             # Which messages hold a subject's data, so that an erasure finds them
             # without reading the log.
             f"CREATE TABLE IF NOT EXISTS {self.subject_messages} ("
             "key_id TEXT NOT NULL, aggregate_id TEXT NOT NULL, "
             "PRIMARY KEY (key_id, aggregate_id))",
+            *self._added_columns(),
         ]
+
+    def _added_columns(self) -> list[str]:
+        """Return the DDL that adds columns newer than their table to existing tables.
+
+        PostgreSQL looks the column up first, so that a start where it exists
+        takes no lock on the table; SQLite gets them from :meth:`add_columns`.
+        """
+        if self.dialect.name != "postgresql":
+            return []
+        return [
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_attribute "
+            f"WHERE attrelid = '{self.unparsed}'::regclass AND attname = 'redactions' "
+            "AND NOT attisdropped) THEN "
+            f"ALTER TABLE {self.unparsed} ADD COLUMN {UNPARSED_REDACTIONS_COLUMN}; "
+            "END IF; END $$"
+        ]
+
+    def add_columns(self, cursor: Cursor) -> None:
+        """Add columns newer than their table to an existing SQLite table."""
+        cursor.execute(f"PRAGMA table_info({self.unparsed})")
+        if not any(row["name"] == "redactions" for row in cursor.fetchall()):
+            cursor.execute(f"ALTER TABLE {self.unparsed} ADD COLUMN {UNPARSED_REDACTIONS_COLUMN}")
 
     def _index_name(self, suffix: str) -> str:
         # Index names take no schema qualifier; they live in the table's schema.
@@ -252,7 +281,8 @@ class SideTables:
                 sql(
                     f"INSERT INTO {self.unparsed} (receipt_id, tenant, connection, format, "
                     "content_type, received_at, error, body_sha256, raw_ciphertext, raw_key_id, "
-                    "metadata, source) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                    "metadata, source, redactions) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                     "ON CONFLICT DO NOTHING"
                 ),
                 [
@@ -269,6 +299,7 @@ class SideTables:
                         u.raw_key_id,
                         u.metadata,
                         u.source,
+                        json.dumps(list(u.redactions)),
                     )
                     for u in side.unparsed
                 ],
@@ -469,7 +500,7 @@ class SideTables:
         cursor.execute(
             self.dialect.sql(
                 "SELECT receipt_id, tenant, connection, format, content_type, received_at, error, "
-                "body_sha256, raw_ciphertext, raw_key_id, metadata, source "
+                "body_sha256, raw_ciphertext, raw_key_id, metadata, source, redactions "
                 f"FROM {self.unparsed} WHERE {condition} ORDER BY received_at, receipt_id LIMIT %s"
             ),
             [*params, limit],
@@ -488,6 +519,7 @@ class SideTables:
                 raw_key_id=row["raw_key_id"],
                 metadata=row["metadata"],
                 source=row["source"],
+                redactions=tuple(json.loads(row["redactions"] or "[]")),
             )
             for row in cursor.fetchall()
         ]

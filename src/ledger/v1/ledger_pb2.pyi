@@ -1184,6 +1184,7 @@ class UnparsedReceipt(_message.Message):
     RECEIVED_AT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     BODY_FIELD_NUMBER: _builtins.int
+    REDACTIONS_FIELD_NUMBER: _builtins.int
     receipt_id: _builtins.str
     tenant: _builtins.str
     connection: _builtins.str
@@ -1192,9 +1193,15 @@ class UnparsedReceipt(_message.Message):
     error: _builtins.str
     """Why parsing failed."""
     body: _builtins.bytes
-    """The payload as received (auditor role only)."""
+    """The payload as received, with message text removed (auditor role only)."""
     @_builtins.property
     def received_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def redactions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Parts removed from the payload before it was stored, such as "text" for
+        the content after an SMPP "text:" key, or a form field such as "Body".
+        """
+
     def __init__(
         self,
         *,
@@ -1206,10 +1213,11 @@ class UnparsedReceipt(_message.Message):
         received_at: _timestamp_pb2.Timestamp | None = ...,
         error: _builtins.str = ...,
         body: _builtins.bytes = ...,
+        redactions: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "connection", b"connection", "content_type", b"content_type", "error", b"error", "format", b"format", "receipt_id", b"receipt_id", "received_at", b"received_at", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "connection", b"connection", "content_type", b"content_type", "error", b"error", "format", b"format", "receipt_id", b"receipt_id", "received_at", b"received_at", "redactions", b"redactions", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
