@@ -25,7 +25,8 @@ ledger inferred. Those events are read from the ledger's log by their
 ``Ledger-Position`` instead.
 
 The positions of the NATS-fed projections are stored under
-``<projection>@nats`` and count the events applied. The log-fed and the
+``<projection>@nats``: the highest ``Ledger-Position`` applied, or one more
+than the previous position when a copy from before it arrives late. The log-fed and the
 NATS-fed workers write the same tables, so only one may run per database; on
 PostgreSQL both take the same advisory lock, and the one that does not hold it
 stands by.
@@ -387,6 +388,8 @@ class NatsProjectionWorker:
         )
 
         ready: list[LogEvent] = []
+        # Log position of each event in `ready`, from its Ledger-Position header.
+        ready_positions: list[int] = []
         # Index in `ready` -> log position, for events read from the log.
         from_log: dict[int, int] = {}
         deferred: list[Msg] = []
@@ -407,6 +410,7 @@ class NatsProjectionWorker:
                 known.segment_counts[event.data["attempt"]] = event.data["segment_count"]
             known.version = event.version
             ready.append(event)
+            ready_positions.append(log_position)
             done.append(msg)
 
         if from_log:
@@ -414,9 +418,13 @@ class NatsProjectionWorker:
             for index, log_position in from_log.items():
                 ready[index] = found[log_position]
         if ready:
-            base = projector.position
-            for index, event in enumerate(ready):
-                event.position = base + index + 1
+            position = projector.position
+            for event, log_position in zip(ready, ready_positions, strict=True):
+                # Positions must rise within a batch for the projector to take
+                # each event, and following the log positions makes the stored
+                # position comparable with the log's end for the lag.
+                position = max(position + 1, log_position)
+                event.position = position
             log.pending = [_Entry(e) for e in ready]
             result: BatchResult = await asyncio.to_thread(projector.run_batch)
             self.position = result.position

@@ -23,6 +23,9 @@ from projections.database import Connection, DatabaseTarget
 from projections.runner import Projector, build_projections, read_positions
 from projections.tables import POSITIONS, SHADOW_SUFFIX, drop_tables, existing_tables
 
+NATS_SUFFIX = "@nats"
+"""Ends the position name of a projection fed from the NATS stream."""
+
 __all__ = ["ProjectionStatus", "RebuildResult", "paused_gc", "projection_status", "rebuild"]
 
 logger = logging.getLogger(__name__)
@@ -192,12 +195,17 @@ class ProjectionStatus:
         position: Last log position applied.
         lag: Log positions between it and the log's end.
         updated_at: When the position last moved (epoch microseconds).
+        standby: True when the same projection also has a position fed
+            from the other source (the log or NATS) that moved more
+            recently. Only one source runs per database, so this one is
+            idle and its lag is no sign of trouble.
     """
 
     name: str
     position: int
     lag: int
     updated_at: int
+    standby: bool = False
 
 
 def projection_status(store: LedgerStore, target: DatabaseTarget) -> list[ProjectionStatus]:
@@ -215,7 +223,21 @@ def projection_status(store: LedgerStore, target: DatabaseTarget) -> list[Projec
         )
     finally:
         conn.close()
-    return [
-        ProjectionStatus(str(name), int(position), max(end - int(position), 0), int(updated))
-        for name, position, updated in rows
-    ]
+    # Latest move of each projection over both of its sources.
+    moved: dict[str, int] = {}
+    for name, _, updated in rows:
+        projection = str(name).removesuffix(NATS_SUFFIX)
+        moved[projection] = max(moved.get(projection, 0), int(updated))
+    statuses = []
+    for name, position, updated in rows:
+        projection = str(name).removesuffix(NATS_SUFFIX)
+        statuses.append(
+            ProjectionStatus(
+                str(name),
+                int(position),
+                max(end - int(position), 0),
+                int(updated),
+                standby="@" not in projection and int(updated) < moved[projection],
+            )
+        )
+    return statuses

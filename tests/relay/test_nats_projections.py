@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import nats
+import psycopg
 import pytest
 
 from ledger.relay import Relay
 from ledger.runtime import Runtime, build_runtime
 from projections.database import DatabaseTarget
 from projections.nats_source import NatsProjectionWorker, NatsSourceOptions
-from projections.rebuild import rebuild
+from projections.rebuild import projection_status, rebuild
 from tests.conftest import make_settings
 from tests.projections.helpers import snapshot
 from tests.relay.helpers import ingest, log_event_ids, make_config, running, wait_acked
@@ -157,3 +159,46 @@ async def test_nats_projections_wait_for_missing_version(
     worker = NatsProjectionWorker(file_runtime.store, target_of(file_runtime), options)
     await project_until(worker, len(log_event_ids(file_runtime)), 60)
     tables_equal_rebuild(file_runtime)
+
+
+def consume_positions(runtime: Runtime, count: int) -> None:
+    """Take ``count`` log positions without writing events, as rolled-back writers do."""
+    url, schema = runtime.settings.database_url.split("?schema=")
+    with psycopg.connect(url) as conn:
+        for _ in range(count):
+            with conn.transaction(force_rollback=True):
+                conn.execute(
+                    f'INSERT INTO "{schema}".ledger_events '
+                    "(originator_id, originator_version, topic, state) VALUES (%s, 1, 'x', 'x')",
+                    (uuid.uuid4(),),
+                )
+
+
+@pytest.mark.postgres
+async def test_nats_projection_lag_reaches_zero_over_gaps(
+    postgres_schema_url: str, tmp_path: Path, nats_url: str, stream_name: str
+):
+    runtime = build_runtime(make_settings(postgres_schema_url, tmp_path))
+    try:
+        ingest(runtime, 10)
+        consume_positions(runtime, 3)
+        last = ingest(runtime, 10, prefix="n")
+        config = make_config(nats_url, stream_name)
+        relay = Relay(runtime.store, config)
+        async with running(relay) as task:
+            await wait_acked(relay, last, task, 30)
+        options = NatsSourceOptions(
+            servers=(nats_url,), stream=stream_name, subjects=config.stream_subjects
+        )
+        worker = NatsProjectionWorker(runtime.store, target_of(runtime), options)
+        await project_until(worker, len(log_event_ids(runtime)), 60)
+
+        statuses = projection_status(runtime.store, target_of(runtime))
+        fed = [s for s in statuses if s.name.endswith("@nats")]
+        assert len(fed) == 3
+        assert [s.lag for s in fed] == [0, 0, 0]
+        assert not any(s.standby for s in fed)
+        # Positions that only the log-fed worker would move stand by.
+        assert all(s.standby for s in statuses if "@" not in s.name)
+    finally:
+        runtime.close()

@@ -206,7 +206,7 @@ def status_command(database_url: str | None) -> None:
         table.add_row(
             status.name,
             str(status.position),
-            str(status.lag),
+            f"{status.lag} (standby)" if status.standby else str(status.lag),
             moved.strftime("%Y-%m-%d %H:%M:%S UTC"),
         )
     output_console().print(table)

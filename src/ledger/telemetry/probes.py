@@ -126,7 +126,7 @@ def relay_lags(store: LedgerStore, stream: str) -> list[tuple[dict[str, str], fl
 
 
 def projection_lags(store: LedgerStore) -> list[tuple[dict[str, str], float]]:
-    """Return the stored lag of every projection as gauge values."""
+    """Return the stored lag of every projection as gauge values, standby positions left out."""
     from projections.database import DatabaseTarget
     from projections.rebuild import projection_status
 
@@ -134,4 +134,5 @@ def projection_lags(store: LedgerStore) -> list[tuple[dict[str, str], float]]:
     return [
         ({"projection": status.name}, float(status.lag))
         for status in projection_status(store, target)
+        if not status.standby
     ]
