@@ -44,7 +44,8 @@ OTEL_VARIABLES = (
     (
         "`OTEL_EXPORTER_OTLP_ENDPOINT`",
         "When set, spans and metrics are pushed over OTLP/gRPC to it. When unset, nothing is "
-        "exported over OTLP; spans are still made, so trace ids reach logs and events.",
+        "exported over OTLP and no spans are recorded, but a caller's `traceparent` is still "
+        "kept with the events it causes and its trace id appears in log lines.",
     ),
     (
         "`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`",

@@ -15,12 +15,15 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ENV_PREFIX", "ConfigurationError", "Settings", "load_settings"]
 
 ENV_PREFIX = "SMSLEDGER_"
+
+
+_DATABASE_SCHEMES = ("sqlite:", "postgresql:", "postgres:")
 
 
 class ConfigurationError(ValueError):
@@ -438,6 +441,31 @@ class Settings(BaseSettings):
         ),
     )
 
+    @field_validator("grpc_address", "metrics_address", "webhook_address")
+    @classmethod
+    def _check_address(cls, value: str, info: ValidationInfo) -> str:
+        if not value and info.field_name != "grpc_address":
+            return value  # empty turns the endpoint off
+        if value.startswith("unix:") and info.field_name == "grpc_address":
+            return value  # gRPC also listens on Unix domain sockets
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65_535:
+            raise ValueError(
+                "is not HOST:PORT: use a host name or IP address and a port, such as "
+                "127.0.0.1:50051, 0.0.0.0:50051 or [::]:50051"
+            )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if value and not value.startswith(_DATABASE_SCHEMES):
+            raise ValueError(
+                "is not a database URL: use sqlite:///PATH or "
+                "postgresql://USER:PASSWORD@HOST:PORT/DBNAME?schema=SCHEMA"
+            )
+        return value
+
     @field_validator("nats_stream")
     @classmethod
     def _check_nats_stream(cls, value: str) -> str:
@@ -543,6 +571,12 @@ def load_settings(**overrides: object) -> Settings:
         for item in error.errors():
             name = f"{ENV_PREFIX}{str(item['loc'][0]).upper()}" if item["loc"] else ENV_PREFIX
             value = item.get("input")
-            shown = "(secret)" if "MASTER_KEY" in name else repr(value)
-            problems.append(f"{name}={shown}: {item['msg']}")
+            if "MASTER_KEY" in name:
+                printed = "(secret)"
+            elif name.endswith("DATABASE_URL") and isinstance(value, str):
+                # The URL may carry a password.
+                printed = repr(re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value))
+            else:
+                printed = repr(value)
+            problems.append(f"{name}={printed}: {item['msg']}")
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None

@@ -82,6 +82,10 @@ def test_configuration_doc_lists_every_setting() -> None:
             {"create_tables": "maybe"},
             "SMSLEDGER_CREATE_TABLES='maybe': Input should be a valid boolean",
         ),
+        ({"metrics_address": "nohost"}, "SMSLEDGER_METRICS_ADDRESS='nohost': Value error, is not"),
+        ({"grpc_address": "1.2.3.4:http"}, "SMSLEDGER_GRPC_ADDRESS='1.2.3.4:http': Value error"),
+        ({"webhook_address": ":8080"}, "SMSLEDGER_WEBHOOK_ADDRESS=':8080': Value error"),
+        ({"database_url": "mysql://x/y"}, "SMSLEDGER_DATABASE_URL='mysql://x/y': Value error"),
     ],
 )
 def test_load_settings_error_names_setting(overrides: dict[str, object], expected: str) -> None:
@@ -95,6 +99,19 @@ def test_load_settings_error_hides_master_key() -> None:
         load_settings(_env_file=None, master_key="not-base64!")
     assert "SMSLEDGER_MASTER_KEY=(secret)" in str(caught.value)
     assert "not-base64" not in str(caught.value)
+
+
+def test_load_settings_error_hides_database_password() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(_env_file=None, database_url="mysql://ledger:s3cret@db/x")
+    assert "mysql://ledger:***@db/x" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_empty_endpoint_addresses_are_allowed() -> None:
+    settings = load_settings(_env_file=None, metrics_address="", webhook_address="")
+    assert settings.metrics_address == ""
+    assert settings.webhook_address == ""
 
 
 def test_load_settings_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,8 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from opentelemetry.context import Context, attach, detach
 from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from opentelemetry.trace import TracerProvider
+
+from ledger.telemetry.tracing import caller_context
 
 __all__ = ["RpcMetricsInterceptor", "tracing_interceptor"]
 
@@ -64,10 +67,15 @@ class RpcMetricsInterceptor(_ServerInterceptor):
 
     Args:
         record: Called once per finished RPC.
+        adopt_caller_trace: Make the caller's ``traceparent`` the current
+            (non-recording) span while the handler runs. Set it when no span
+            interceptor runs, so that events and log lines still carry the
+            caller's trace.
     """
 
-    def __init__(self, record: Record) -> None:
+    def __init__(self, record: Record, *, adopt_caller_trace: bool = False) -> None:
         self._record = record
+        self._adopt_caller_trace = adopt_caller_trace
 
     async def intercept_service(
         self,
@@ -81,48 +89,58 @@ class RpcMetricsInterceptor(_ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
+        parent = (
+            caller_context(handler_call_details.invocation_metadata)
+            if self._adopt_caller_trace
+            else None
+        )
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, handler.unary_unary),
+                self._unary(method, handler.unary_unary, parent),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                self._unary(method, handler.stream_unary),
+                self._unary(method, handler.stream_unary, parent),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._streaming(method, handler.unary_stream),
+                self._streaming(method, handler.unary_stream, parent),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            self._streaming(method, handler.stream_stream),
+            self._streaming(method, handler.stream_stream, parent),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
-    def _unary(self, method: str, behavior: Any) -> Any:
+    def _unary(self, method: str, behavior: Any, parent: Context | None) -> Any:
         async def timed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             error: BaseException | None = None
+            token = attach(parent) if parent is not None else None
             try:
                 return await behavior(request, context)
             except BaseException as caught:
                 error = caught
                 raise
             finally:
+                if token is not None:
+                    detach(token)
                 self._record(method, _status_of(context, error), time.perf_counter() - started)
 
         return timed
 
-    def _streaming(self, method: str, behavior: Any) -> Any:
+    def _streaming(self, method: str, behavior: Any, parent: Context | None) -> Any:
         if not inspect.isasyncgenfunction(behavior):
             # A handler that sends with context.write() is a coroutine function.
-            return self._unary(method, behavior)
+            return self._unary(method, behavior, parent)
+        # Response streams only read, so they record no trace context, and a
+        # context attached across their yields could not be detached safely.
 
         async def timed(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]

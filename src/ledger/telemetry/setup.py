@@ -232,11 +232,13 @@ class Telemetry:
         """Return the span interceptor (when spans are recorded), then the RPC metrics one.
 
         Without span recording the span interceptor would only cost time on
-        every call; a caller's ``traceparent`` is then not carried into events.
+        every call, so it is left out and the metrics interceptor makes the
+        caller's ``traceparent`` current instead: events and log lines still
+        carry the caller's trace.
         """
-        metrics = RpcMetricsInterceptor(self.metrics.record_rpc)
         if not self.records_spans:
-            return [metrics]
+            return [RpcMetricsInterceptor(self.metrics.record_rpc, adopt_caller_trace=True)]
+        metrics = RpcMetricsInterceptor(self.metrics.record_rpc)
         return [tracing_interceptor(self.tracer_provider), metrics]
 
     # ------------------------------------------------------- group commit

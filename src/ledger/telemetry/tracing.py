@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Tracer, TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
@@ -57,6 +58,22 @@ def current_traceparent() -> str | None:
     carrier: dict[str, str] = {}
     _propagator.inject(carrier)
     return carrier.get(TRACEPARENT_HEADER)
+
+
+def caller_context(metadata: Iterable[tuple[str, str | bytes]] | None) -> Context | None:
+    """Return a context whose current span is the caller's, from gRPC metadata.
+
+    The span does not record anything: it only lets the caller's
+    ``traceparent`` reach events and log lines when no server span is made.
+    None when the metadata carries no valid ``traceparent``.
+    """
+    for key, value in metadata or ():
+        if key == TRACEPARENT_HEADER and isinstance(value, str):
+            context = _propagator.extract({TRACEPARENT_HEADER: value})
+            if trace.get_current_span(context).get_span_context().is_valid:
+                return context
+            return None
+    return None
 
 
 def span_context_of(traceparent: str | None) -> SpanContext | None:
