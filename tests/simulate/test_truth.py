@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.simulate.steps import Accept, Receipt, Replay, Step, Submit, WaitForExpiry
-from ledger.simulate.truth import canonical_id, expected_outcome
+from ledger.simulate.truth import ExpectedState, canonical_id, expected_outcome, region_of
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -401,3 +401,88 @@ def test_truth_segment_interleaving_order_insensitive(
 
     assert interleaved == in_order
     assert all_parked == in_order
+
+
+# ------------------------------------------------- what the read models count
+
+
+def samples(state: ExpectedState) -> dict[tuple[str, str], float | None]:
+    return {(s.carrier, s.metric): s.milliseconds for s in state.latencies}
+
+
+def test_truth_latencies_from_the_scripts_times() -> None:
+    state, _ = expected_outcome(
+        [submit(), accept(), by_message("ENROUTE", 3), by_message("DELIVERED", 4.25)]
+    )
+    assert samples(state) == {
+        ("c1", "submit_to_accepted"): 500.0,
+        ("c1", "submit_to_delivered"): 3250.0,
+        ("c1", "accepted_to_delivered"): 2750.0,
+    }
+    assert state.accepted
+    assert state.country == "GB"
+    assert state.cohort_hour == int(T0.timestamp())
+    assert state.credited_carrier == "c1"
+    assert state.attempt_carriers == ("c1",)
+
+
+def test_truth_first_acceptance_and_first_delivery_count() -> None:
+    state, _ = expected_outcome(
+        [
+            submit(segments=2),
+            accept({1: "A"}),
+            Accept(1, ((2, "B"),), at(9)),
+            by_carrier("DELIVERED", 5, "A"),
+            by_carrier("DELIVERED", 7, "B"),
+            by_carrier("DELIVERED", 8, "B", error_code="x"),
+        ]
+    )
+    # The attempt is delivered when its last segment is; a later report of
+    # the same delivery changes nothing.
+    assert samples(state) == {
+        ("c1", "submit_to_accepted"): 500.0,
+        ("c1", "submit_to_delivered"): 6000.0,
+        ("c1", "accepted_to_delivered"): 5500.0,
+    }
+
+
+def test_truth_retry_credits_the_new_attempt() -> None:
+    state, _ = expected_outcome(
+        [
+            submit(),
+            by_message("FAILED", 2, permanent=False, error_code="E1"),
+            submit(2, "c2"),
+            accept(attempt=2),
+            by_message("FAILED", 4, permanent=True, error_code="E2"),
+        ]
+    )
+    assert state.credited_carrier == "c2"
+    assert state.accepted
+    assert state.attempt_carriers == ("c1", "c2")
+    assert samples(state) == {("c2", "submit_to_accepted"): 500.0}
+
+
+def test_truth_unaccepted_failure_is_not_accepted() -> None:
+    state, _ = expected_outcome([submit(), by_message("REJECTED", 2, error_code="R1")])
+    assert not state.accepted
+    assert state.latencies == ()
+
+
+def test_truth_delivery_on_earlier_attempt_is_credited() -> None:
+    state, _ = expected_outcome([submit(), submit(2, "c2"), by_message("DELIVERED", 5, attempt=1)])
+    assert state.credited_carrier == "c1"
+    assert state.accepted
+
+
+def test_truth_delivery_time_unknown_without_stated_time() -> None:
+    state, _ = expected_outcome([submit(), accept(), by_message("DELIVERED", 4, time_stated=False)])
+    assert samples(state)[("c1", "submit_to_delivered")] is None
+    assert samples(state)[("c1", "submit_to_accepted")] == 500.0
+
+
+def test_region_of_simulated_ranges() -> None:
+    assert region_of("+447700900123") == "GB"
+    assert region_of("+12025550142") == "US"
+    assert region_of("+61491570006") == "AU"
+    assert region_of("+33639980012") == "FR"
+    assert region_of("+4915112345678") == ""

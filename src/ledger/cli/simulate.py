@@ -22,7 +22,13 @@ from ledger.simulate.driver import DriverConfig
 from ledger.simulate.formats.mode import FormatsMode
 from ledger.simulate.formats.probe import UnknownConnectionsError
 from ledger.simulate.plan import PlanConfig, scenario_names
-from ledger.simulate.readmodel_check import print_check, run_check
+from ledger.simulate.readmodel_check import (
+    ReadModelProbe,
+    print_check,
+    run_check,
+    run_probe,
+    run_wait_for_progress,
+)
 from ledger.simulate.report import summary_table, write_json_report
 from ledger.simulate.runner import Prepared, SimulationResult, prepare, run_simulation
 from ledger.simulate.steps import MessagePlan
@@ -110,11 +116,14 @@ _SHOWN = 20
     help="Write the ground truth, summary and mismatches to this JSON file.",
 )
 @click.option(
-    "--check-read-models",
-    is_flag=True,
+    "--check-read-models/--no-check-read-models",
+    default=None,
     help=(
-        "Also check that the server's read models match the ground truth (counts exactly, "
-        "latency percentiles within the histograms' error); needs a tenant of this run only."
+        "Check that the server's read models match the ground truth: counts and failure "
+        "causes per carrier, country and hour exactly, latency percentiles within the "
+        "histograms' error. On by default when the server serves read models, its "
+        "projections advance and the tenant had no messages before the run; "
+        "--check-read-models insists (and fails where it cannot check)."
     ),
 )
 @click.option(
@@ -181,7 +190,7 @@ def simulate_command(
     run_id: str | None,
     max_seconds: float,
     report_json: Path | None,
-    check_read_models: bool,
+    check_read_models: bool | None,
     receipt_formats: bool,
     webhooks: bool,
     connections_file: Path | None,
@@ -280,6 +289,7 @@ def simulate_command(
         except WebhookEndpointError as error:
             raise click.ClickException(str(error)) from error
         console.print(f"webhooks: {len(hooks.webhooks)} routes accept signed callbacks")
+    probe = _probe_read_models(console, check_read_models, target, tenant)
     console.print(
         f"run {run_id}, seed {seed}: {messages} messages, {prepared.command_count} commands "
         f"to {target} ({'batches of ' + str(batch_size) if batch_size else 'unary'}, "
@@ -308,11 +318,69 @@ def simulate_command(
         )
         console.print(f"report written to {report_json}")
     read_models_failed = False
-    if check_read_models:
-        check = run_check(target, tenant, result.expected, result.states)
+    if probe is not None and _projections_advance(
+        console, check_read_models, target, tenant, probe
+    ):
+        check = run_check(target, tenant, result.expected)
         print_check(console, check)
         read_models_failed = check.failed
     sys.exit(1 if result.failed or read_models_failed else 0)
+
+
+_PROGRESS_WAIT_SECONDS = 15.0
+"""How long the read models may take to show any of the run's events before the
+default check concludes that no projections run."""
+
+
+def _probe_read_models(
+    console: Console, wanted: bool | None, target: str, tenant: str
+) -> ReadModelProbe | None:
+    """Decide before sending whether the read models are checked; None when they are not.
+
+    ``wanted`` is None by default: the check then runs when it can, and prints
+    why when it cannot. With True a server that cannot be checked is an error.
+    """
+    if wanted is False:
+        return None
+    try:
+        probe = run_probe(target, tenant)
+    except grpc.aio.AioRpcError as error:
+        probe = ReadModelProbe("absent", detail=f"{error.code().name}: {error.details()}")
+    reasons = {
+        "absent": f"{target} serves no read models",
+        "denied": "the token may not read the read models (it needs the reader role)",
+        "used": f"tenant {tenant!r} already has messages in the read models",
+    }
+    if probe.state == "ready":
+        return probe
+    reason = reasons[probe.state] + (f" ({probe.detail})" if probe.detail else "")
+    if wanted is None:
+        hint = "; pass a new --tenant to check them" if probe.state == "used" else ""
+        console.print(f"read models not checked: {reason}{hint}")
+        return None
+    if probe.state == "used":
+        console.print(f"[yellow]{reason}: their counts will include those messages[/]")
+        return probe
+    raise click.ClickException(f"--check-read-models: {reason}")
+
+
+def _projections_advance(
+    console: Console, wanted: bool | None, target: str, tenant: str, probe: ReadModelProbe
+) -> bool:
+    """Tell whether to compare: by default only when the read models follow the log."""
+    if wanted:
+        return True
+    try:
+        advanced = run_wait_for_progress(target, tenant, probe.position, _PROGRESS_WAIT_SECONDS)
+    except grpc.aio.AioRpcError as error:
+        console.print(f"read models not checked: {error.code().name}: {error.details()}")
+        return False
+    if not advanced:
+        console.print(
+            f"read models not checked: they showed no new event in {_PROGRESS_WAIT_SECONDS:g} s "
+            "after the run (no projections run for this server's database?)"
+        )
+    return advanced
 
 
 def _webhooks_mode(seed: int, tenant: str, connections_file: Path | None) -> WebhooksMode:

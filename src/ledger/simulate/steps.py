@@ -120,6 +120,9 @@ class Receipt:
         request_id: Client request id; empty for none.
         raw: The payload that carries this receipt in the carrier's own
             format; None sends the normalized fields with ``RecordReceipt``.
+        time_stated: The ledger records ``occurred_at`` as the receipt's
+            time; False for a raw payload that states no time, which the
+            ledger dates by its own clock.
     """
 
     status: ReceiptStatus
@@ -134,6 +137,7 @@ class Receipt:
     segment: int = 0
     request_id: str = ""
     raw: RawPayload | None = None
+    time_stated: bool = True
 
     @property
     def by_carrier_id(self) -> bool:

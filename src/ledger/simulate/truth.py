@@ -23,22 +23,31 @@ itself:
 - an exact resend of a receipt (same target, segment, status, error code and
   source time) changes nothing and counts as a duplicate; a resent command
   with the same request id is a replay and changes nothing at all.
+
+For the read models it also records, from the times the scripts send, each
+attempt's submission, first acceptance and delivery (a multipart attempt is
+delivered when its last segment is), the message's destination region and
+the hour of its first submission.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Literal
 
 from ledger.simulate.steps import Accept, Receipt, Replay, Step, Submit, WaitForExpiry
 
 __all__ = [
+    "LATENCY_METRICS",
     "Disposition",
     "ExpectedState",
+    "LatencySample",
     "MessageTruth",
     "Outcome",
     "canonical_id",
     "expected_outcome",
+    "region_of",
 ]
 
 Disposition = Literal["ok", "recorded", "parked", "duplicate", "replayed"]
@@ -47,6 +56,22 @@ Disposition = Literal["ok", "recorded", "parked", "duplicate", "replayed"]
 # Order of statuses that are not final. NOTE: the product leaves the rank of a
 # non-final UNKNOWN open; the generated scripts send UNKNOWN only as a final.
 _PROGRESS_RANK = {"SUBMITTED": 0, "ACCEPTED": 1, "ENROUTE": 2, "UNKNOWN": 3}
+
+
+# Calling codes of the simulator's destination ranges (see ``plan.py``), by
+# longest prefix; +1 202 is Washington, D.C.
+_REGIONS = (("+1202", "US"), ("+33", "FR"), ("+44", "GB"), ("+61", "AU"))
+
+LATENCY_METRICS = ("submit_to_accepted", "submit_to_delivered", "accepted_to_delivered")
+"""Latencies within one attempt, as the read models name them."""
+
+
+def region_of(destination: str) -> str:
+    """Return the ISO 3166-1 alpha-2 region of a simulated destination; empty when unknown."""
+    for prefix, region in _REGIONS:
+        if destination.startswith(prefix):
+            return region
+    return ""
 
 
 def canonical_id(raw: str) -> str:
@@ -68,6 +93,9 @@ class Outcome:
         error_code: Error code; empty for none.
         inferred: The ledger inferred it (expiry without a final receipt).
         arrival: Arrival number of the receipt that set it (0 when no receipt).
+        at: Source time of the status as the ledger records it; None when
+            the ledger takes it from its own clock (an inferred expiry, a
+            raw receipt that states no time).
     """
 
     status: str
@@ -76,6 +104,7 @@ class Outcome:
     error_code: str = ""
     inferred: bool = False
     arrival: int = 0
+    at: datetime | None = field(default=None, compare=False)
 
     @property
     def succeeded(self) -> bool:
@@ -96,6 +125,22 @@ _SUBMITTED = Outcome("SUBMITTED")
 
 
 @dataclass(frozen=True)
+class LatencySample:
+    """One latency of one attempt, as the read models must count it.
+
+    Attributes:
+        carrier: Connection of the attempt.
+        metric: One of :data:`LATENCY_METRICS`.
+        milliseconds: The latency from the script's own times; None when an
+            end of it is a time the ledger takes from its clock.
+    """
+
+    carrier: str
+    metric: str
+    milliseconds: float | None
+
+
+@dataclass(frozen=True)
 class ExpectedState:
     """The state the ledger must report for a message.
 
@@ -112,6 +157,14 @@ class ExpectedState:
             permanently with different codes).
         carrier: Connection credited with the outcome; None when the rules
             leave it open (several attempts delivered).
+        credited_carrier: Connection whose statistics count the message: the
+            latest delivered attempt's, else the latest attempt's.
+        accepted: The credited attempt was accepted (an acceptance was
+            recorded, or its outcome is ACCEPTED, ENROUTE or DELIVERED).
+        country: Region of the destination.
+        cohort_hour: Start of the UTC hour of the first submission, in epoch seconds.
+        attempt_carriers: Connection of each attempt, in attempt order.
+        latencies: Every latency sample of every attempt.
     """
 
     status: str
@@ -123,6 +176,12 @@ class ExpectedState:
     permanent: bool | None
     error_code: str | None
     carrier: str | None
+    credited_carrier: str = ""
+    accepted: bool = False
+    country: str = ""
+    cohort_hour: int = 0
+    attempt_carriers: tuple[str, ...] = ()
+    latencies: tuple[LatencySample, ...] = ()
 
 
 @dataclass
@@ -131,6 +190,31 @@ class _Attempt:
     carrier: str
     expires_in_run: bool
     segments: list[Outcome]
+    submitted_at: datetime
+    accepted_at: datetime | None = None
+
+    def latencies(self) -> list[LatencySample]:
+        """Return the attempt's latency samples, by the read models' rule."""
+        samples = []
+        if self.accepted_at is not None:
+            samples.append(
+                LatencySample(
+                    self.carrier, "submit_to_accepted", _ms(self.accepted_at - self.submitted_at)
+                )
+            )
+        outcome, _ = _combine(self.segments)
+        if outcome.final and outcome.status == "DELIVERED":
+            done = outcome.at
+            to_done = None if done is None else _ms(done - self.submitted_at)
+            samples.append(LatencySample(self.carrier, "submit_to_delivered", to_done))
+            if self.accepted_at is not None:
+                after = None if done is None else _ms(done - self.accepted_at)
+                samples.append(LatencySample(self.carrier, "accepted_to_delivered", after))
+        return samples
+
+
+def _ms(delta: timedelta) -> float:
+    return delta / timedelta(milliseconds=1)
 
 
 @dataclass
@@ -165,7 +249,10 @@ def _combine(segments: list[Outcome]) -> tuple[Outcome, bool]:
     if len(segments) == 1:
         return segments[0], True
     if all(s.final and s.status == "DELIVERED" for s in segments):
-        return Outcome("DELIVERED", final=True), True
+        # Delivered when the last segment is; unknown when any time is the ledger's.
+        times = [s.at for s in segments]
+        last = None if None in times else max(t for t in times if t is not None)
+        return Outcome("DELIVERED", final=True, at=last), True
     permanent = [s for s in segments if s.permanent_failure]
     if permanent:
         same_code = len({s.error_code for s in permanent}) == 1
@@ -192,6 +279,7 @@ def _report_of(receipt: Receipt, arrival: int) -> Outcome:
         permanent=permanent,
         error_code=error_code,
         arrival=arrival,
+        at=receipt.occurred_at if receipt.time_stated else None,
     )
 
 
@@ -207,6 +295,7 @@ class MessageTruth:
     """Replays a message's script step by step and holds the resulting state."""
 
     attempts: list[_Attempt] = field(default_factory=list)
+    country: str = ""
     conflict: bool = False
     duplicate_count: int = 0
     arrivals: int = 0
@@ -246,13 +335,19 @@ class MessageTruth:
                 f"the script submits attempt {step.attempt} after {len(self.attempts)} attempt(s)"
             )
         segments = [_SUBMITTED] * step.segment_count
-        self.attempts.append(_Attempt(step.attempt, step.carrier, step.expires_in_run, segments))
+        if not self.attempts:
+            self.country = region_of(step.destination)
+        self.attempts.append(
+            _Attempt(step.attempt, step.carrier, step.expires_in_run, segments, step.submitted_at)
+        )
         return "ok"
 
     def _accept(self, step: Accept) -> Disposition:
         attempt = self._attempt(step.attempt)
+        if attempt.accepted_at is None:
+            attempt.accepted_at = step.accepted_at
         for segment, raw_id in step.segments:
-            self._report(attempt, segment, Outcome("ACCEPTED"))
+            self._report(attempt, segment, Outcome("ACCEPTED", at=step.accepted_at))
             key = (attempt.carrier, canonical_id(raw_id))
             self.carrier_ids[key] = (attempt.number, segment)
         for _, raw_id in step.segments:
@@ -329,6 +424,9 @@ class MessageTruth:
         if self.attempts[-1].expires_in_run:
             self.infer_expiry()
         outcome, code_defined, carrier = self.outcome()
+        credited = self._credited()
+        credited_outcome, _ = _combine(credited.segments)
+        first = int(self.attempts[0].submitted_at.timestamp())
         return ExpectedState(
             status=outcome.status,
             final=outcome.final,
@@ -339,7 +437,22 @@ class MessageTruth:
             permanent=outcome.permanent,
             error_code=outcome.error_code if code_defined else None,
             carrier=carrier,
+            credited_carrier=credited.carrier,
+            accepted=credited.accepted_at is not None
+            or credited_outcome.status in ("ACCEPTED", "ENROUTE", "DELIVERED"),
+            country=self.country,
+            cohort_hour=first - first % 3600,
+            attempt_carriers=tuple(a.carrier for a in self.attempts),
+            latencies=tuple(s for a in self.attempts for s in a.latencies()),
         )
+
+    def _credited(self) -> _Attempt:
+        """Return the attempt the statistics credit: the latest delivered, else the latest."""
+        for attempt in reversed(self.attempts):
+            outcome, _ = _combine(attempt.segments)
+            if outcome.final and outcome.status == "DELIVERED":
+                return attempt
+        return self.attempts[-1]
 
 
 def expected_outcome(

@@ -274,6 +274,7 @@ class _PlanEncoder:
             attempt=0 if encoded.carrier_id else number,
             segment=0 if encoded.carrier_id else segment,
             raw=encoded.payload,
+            time_stated=encoded.stated_time is not None,
         )
         self.stats.raw[connection.name] += 1
         if encoded.carrier_id is None:
