@@ -23,6 +23,43 @@ const settings = {
   idleMs: Number(process.env.IDLE_MS || 5000),
 };
 
+// Returns what the consumer reads from an event's body: the kind of body and
+// the fields a downstream system typically keys on.
+function bodyFields(event) {
+  switch (event.body) {
+    case "submission": {
+      const b = event.submission;
+      return {
+        country: b.country,
+        destination_masked: b.destinationMasked,
+        carrier: b.carrier,
+        segment_count: b.segmentCount,
+      };
+    }
+    case "acceptance": {
+      const b = event.acceptance;
+      return { carrier: b.carrier, segments: b.segments.map((s) => s.segment) };
+    }
+    case "receipt": {
+      const b = event.receipt;
+      return {
+        connection: b.connection,
+        segment: b.segment,
+        status: b.status,
+        final: b.final,
+        error_code: b.errorCode,
+        effect: ledger.v1.ReceiptEffect[b.effect],
+      };
+    }
+    case "inferredExpiry":
+      return { reason: event.inferredExpiry.reason };
+    case "retryAdvice":
+      return { retry: event.retryAdvice.retry, reason: event.retryAdvice.reason };
+    default:
+      return {};
+  }
+}
+
 // Returns the start of delivery: a stream sequence, a time (RFC 3339), or the beginning.
 function startOptions() {
   if (settings.startSequence) {
@@ -105,6 +142,8 @@ async function main() {
         message_id: event.messageId,
         version: Number(event.version),
         status: ledger.v1.MessageStatus[event.status],
+        body: event.body || "",
+        fields: bodyFields(event),
       }),
     );
     m.ack();
