@@ -1,7 +1,8 @@
 """The README's PostgreSQL steps on a schema that does not exist yet.
 
 ``smsledger migrate`` and ``smsledger serve`` (with table creation on) create
-the schema named by ``?schema=`` before its tables.
+the schema named by ``?schema=`` before its tables, also when several
+processes start on it at the same time.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import base64
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +21,11 @@ import psycopg
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
+from ledger.migrations import run_migrations
+from ledger.runtime import build_runtime
 from ledger.v1 import events_pb2, ledger_pb2_grpc
 from ledger.v1 import ledger_pb2 as pb
+from tests.conftest import make_settings
 from tests.support.servers import free_port
 from tests.support.serving import stop_process, wait_serving
 
@@ -125,3 +130,42 @@ async def test_commands_create_missing_schema(
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         row = conn.execute(f'SELECT count(*) FROM "{fresh_schema}".ledger_events').fetchone()
     assert row is not None and row[0] == 1
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_simultaneous_starts_create_tables(
+    postgres_url: str, fresh_schema: str, tmp_path: Path, attempt: int
+) -> None:
+    # Without serialized table creation, nearly every run of four at once has
+    # one fail on a catalog row ("tuple concurrently updated" or a duplicate key).
+    settings = make_settings(f"{postgres_url}?schema={fresh_schema}", tmp_path, db_pool_size=1)
+    starting = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        starting.wait(timeout=30)
+        try:
+            runtime = build_runtime(settings, create_tables=True)
+            try:
+                run_migrations(runtime)
+            finally:
+                runtime.close()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        tables = {
+            row[0]
+            for row in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                [fresh_schema],
+            )
+        }
+    assert {"ledger_events", "ledger_requests", "rm_positions", "relay_position"} <= tables

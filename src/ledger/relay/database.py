@@ -24,6 +24,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
 from ledger.relay.tracking import TABLE_NAME, Checkpoint, Claim, PositionTable, RelayRecord
+from ledger.storage.postgres import lock_schema_ddl
 from ledger.storage.store import LedgerStore, StorageConfig
 from ledger.storage.tables import POSTGRES, SQLITE, Cursor
 
@@ -134,6 +135,7 @@ class PostgresRelayDatabase(RelayDatabase):
     def __init__(self, conninfo: str, schema: str, stream: str) -> None:
         self.stream = stream
         self._conninfo = conninfo
+        self._schema = schema
         self._key = _lock_key(schema, stream)
         self._table = PositionTable(POSTGRES, f'"{schema}".{TABLE_NAME}')
         self._conn: psycopg.Connection[Any] | None = None
@@ -169,7 +171,16 @@ class PostgresRelayDatabase(RelayDatabase):
 
     async def setup(self) -> None:
         """Create the position table if it is missing."""
-        await self._call(lambda: self._execute(self._table.create))
+
+        def create(curs: Cursor) -> None:
+            # The connection is in autocommit mode: the transaction holds the
+            # lock that serializes table creation with other starting processes.
+            raw = cast(psycopg.Cursor[Any], curs)
+            with raw.connection.transaction():
+                lock_schema_ddl(raw, self._schema)
+                self._table.create(curs)
+
+        await self._call(lambda: self._execute(create))
 
     async def try_acquire(self) -> bool:
         """Try to take the advisory lock of this stream's relay."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -9,13 +10,27 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
+from psycopg.errors import DuplicateObject
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from ledger.storage.records import SideWrites
 from ledger.storage.tables import POSTGRES, SideTables
 
-__all__ = ["LedgerPostgresRecorder"]
+__all__ = ["LedgerPostgresRecorder", "lock_schema_ddl"]
+
+
+def lock_schema_ddl(curs: Cursor[Any], schema: str) -> None:
+    """Wait for the transaction-level lock that serializes table creation in ``schema``.
+
+    IF NOT EXISTS only sees catalog entries committed before the statement
+    started. So when two sessions create the same table, type, schema or
+    function at once, one fails with "tuple concurrently updated" or a unique
+    violation on a catalog index. Processes that hold this lock for their
+    whole creating transaction see each other's tables. The lock ends with
+    the transaction.
+    """
+    curs.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"smsledger-ddl:{schema}"])
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
@@ -43,19 +58,32 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             self.sql_create_statements.append(SQL(statement).format())
 
     def create_table(self) -> None:
-        """Create the configured schema when it is missing, then the tables in it."""
-        self._create_schema()
-        super().create_table()
+        """Create the configured schema when it is missing, then the tables in it.
 
-    def _create_schema(self) -> None:
+        Everything is created in one transaction under :func:`lock_schema_ddl`,
+        so processes that start at the same time on a new schema take turns
+        instead of failing on each other's catalog rows.
+        """
+        with self.datastore.transaction(commit=True) as curs:
+            lock_schema_ddl(curs, self.datastore.schema)
+            self._create_schema(curs)
+            for statement in self.sql_create_statements:
+                if "CREATE TYPE" in statement.as_string():
+                    # CREATE TYPE has no IF NOT EXISTS, so a savepoint keeps the
+                    # transaction usable when the type exists.
+                    with contextlib.suppress(DuplicateObject), curs.connection.transaction():
+                        curs.execute(statement, prepare=False)
+            self._create_table(curs)
+        self.datastore.register_type_adapters()
+
+    def _create_schema(self, curs: Cursor[DictRow]) -> None:
         # Existence is checked first because CREATE SCHEMA IF NOT EXISTS fails
         # without the CREATE privilege on the database even when the schema
         # exists, and a role that was only given an existing schema lacks it.
         schema = self.datastore.schema
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
-            if curs.fetchone() is None:
-                curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+        curs.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
+        if curs.fetchone() is None:
+            curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
