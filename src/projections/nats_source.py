@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import nats.errors
+import nats.js.errors
 import psycopg
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -84,6 +85,9 @@ _KINDS: dict[str, type[Any]] = {
 _DRAIN_SECONDS = 0.01
 """Maximum wait for more messages once the first message of a batch arrived."""
 
+_STREAM_NOT_FOUND = 10059
+"""JetStream's error code for a stream that does not exist."""
+
 _STATUS_NAMES = {value: name for name, value in events_pb2.MessageStatus.items()}
 _EFFECT_NAMES = {
     value: name.removeprefix("RECEIPT_EFFECT_") for name, value in events_pb2.ReceiptEffect.items()
@@ -107,6 +111,8 @@ class NatsSourceOptions:
         exclusive: Take the PostgreSQL advisory lock of the read models.
         backoff_initial_seconds: First wait after a failure.
         backoff_max_seconds: Maximum wait after repeated failures.
+        stream_poll_seconds: Pause between two looks for a stream that does
+            not exist yet (the relay creates it when it first runs).
     """
 
     servers: tuple[str, ...]
@@ -119,6 +125,15 @@ class NatsSourceOptions:
     exclusive: bool = True
     backoff_initial_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
+    stream_poll_seconds: float = 1.0
+
+
+def _stream_missing(error: BaseException) -> bool:
+    """Return True when ``error`` reports that the stream does not exist."""
+    return isinstance(error, nats.js.errors.NotFoundError) and error.err_code in (
+        _STREAM_NOT_FOUND,
+        None,
+    )
 
 
 def _time(stamp: Any) -> datetime:
@@ -264,6 +279,13 @@ class NatsProjectionWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                if _stream_missing(error):
+                    # Deleted after the run found it: the next run waits for
+                    # it and logs that once, as at a first start.
+                    logger.debug("stream %s is gone: %s", self.options.stream, error)
+                    await asyncio.sleep(self.options.stream_poll_seconds)
+                    backoff = self.options.backoff_initial_seconds
+                    continue
                 self.restarts += 1
                 if time.monotonic() - started > 60:
                     backoff = self.options.backoff_initial_seconds
@@ -303,6 +325,7 @@ class NatsProjectionWorker:
             await asyncio.to_thread(projector.open)
             reader = await asyncio.to_thread(self.target.connect)
             await link.connect()
+            await self._wait_for_stream(link)
             subscription = await link.js.pull_subscribe(
                 options.subjects,
                 durable=options.consumer,
@@ -333,6 +356,39 @@ class NatsProjectionWorker:
             await link.close()
             if lock is not None:
                 await lock.close()
+
+    async def _wait_for_stream(self, link: NatsLink) -> None:
+        """Return once the stream exists, looking for it every ``stream_poll_seconds``.
+
+        The relay creates the stream when it first runs, so a worker started
+        before it finds none. That is expected at a first deployment: it is
+        logged once, not treated as a failure.
+        """
+        stream = self.options.stream
+        waiting_since: float | None = None
+        while True:
+            try:
+                await link.js.stream_info(stream)
+            except nats.js.errors.Error as error:
+                if not _stream_missing(error):
+                    raise
+                if waiting_since is None:
+                    waiting_since = time.monotonic()
+                    logger.info(
+                        "waiting for stream %s, which the relay creates when it first runs",
+                        stream,
+                        extra={"stream": stream},
+                    )
+                await asyncio.sleep(self.options.stream_poll_seconds)
+                continue
+            if waiting_since is not None:
+                logger.info(
+                    "stream %s exists after %.0f s of waiting",
+                    stream,
+                    time.monotonic() - waiting_since,
+                    extra={"stream": stream},
+                )
+            return
 
     async def _fetch(self, subscription: Any) -> list[Msg]:
         """Wait for one message, then take every message already available.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -202,3 +203,40 @@ async def test_nats_projection_lag_reaches_zero_over_gaps(
         assert all(s.standby for s in statuses if "@" not in s.name)
     finally:
         runtime.close()
+
+
+async def test_nats_projections_wait_for_the_stream(
+    file_runtime: Runtime, nats_url: str, stream_name: str, caplog: pytest.LogCaptureFixture
+):
+    last = ingest(file_runtime, 14)
+    config = make_config(nats_url, stream_name)
+    options = NatsSourceOptions(
+        servers=(nats_url,), stream=stream_name, subjects=config.stream_subjects
+    )
+    worker = NatsProjectionWorker(file_runtime.store, target_of(file_runtime), options)
+    caplog.set_level(logging.INFO, logger="projections.nats_source")
+    task = asyncio.create_task(worker.run())
+    try:
+        # The worker starts before the relay has created the stream.
+        await asyncio.sleep(2.0)
+        assert not task.done(), task.exception()
+        relay = Relay(file_runtime.store, config)
+        async with running(relay) as relaying:
+            await wait_acked(relay, last, relaying, 30)
+        created = time.monotonic()
+        expected = len(log_event_ids(file_runtime))
+        while worker.applied < expected:
+            assert not task.done(), task.exception()
+            assert time.monotonic() - created < 10, f"applied {worker.applied} of {expected}"
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    assert worker.restarts == 0
+    records = [r for r in caplog.records if r.name == "projections.nats_source"]
+    assert not [r for r in records if r.levelno >= logging.WARNING]
+    waiting = [r for r in records if r.getMessage().startswith("waiting for stream")]
+    assert len(waiting) == 1
+    assert stream_name in waiting[0].getMessage()
