@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, cast
 
 from ledger.storage.store import LedgerStore
 from projections.base import Projection
@@ -26,7 +27,14 @@ from projections.tables import POSITIONS, SHADOW_SUFFIX, drop_tables, existing_t
 NATS_SUFFIX = "@nats"
 """Ends the position name of a projection fed from the NATS stream."""
 
-__all__ = ["ProjectionStatus", "RebuildResult", "paused_gc", "projection_status", "rebuild"]
+__all__ = [
+    "ProjectionStatus",
+    "RebuildResult",
+    "paused_gc",
+    "pooled_projection_status",
+    "projection_status",
+    "rebuild",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +231,39 @@ def projection_status(store: LedgerStore, target: DatabaseTarget) -> list[Projec
         )
     finally:
         conn.close()
+    return _statuses(end, rows)
+
+
+def pooled_projection_status(store: LedgerStore, target: DatabaseTarget) -> list[ProjectionStatus]:
+    """Return what :func:`projection_status` returns, read through the store's own pool.
+
+    Opens no connection of its own, so a probe that polls it adds no
+    connection to those the Helm chart's connection budget counts.
+    """
+    end = store.max_position()
+    datastore: Any = cast(Any, store.recorder).datastore
+    with datastore.transaction(commit=False) as cursor:
+        if target.is_postgres:
+            cursor.execute(
+                "SELECT to_regclass(%s) IS NOT NULL AS present", (target.table(POSITIONS),)
+            )
+        else:
+            cursor.execute(
+                "SELECT COUNT(*) AS present FROM sqlite_master WHERE type = 'table' AND name = ?",
+                (POSITIONS,),
+            )
+        if not cursor.fetchall()[0]["present"]:
+            return []
+        cursor.execute(
+            f"SELECT name, position, updated_at FROM {target.table(POSITIONS)} ORDER BY name"
+        )
+        # Rows are mappings on PostgreSQL and sqlite3.Row on SQLite: both index by name.
+        rows = [(r["name"], r["position"], r["updated_at"]) for r in cursor.fetchall()]
+    return _statuses(end, rows)
+
+
+def _statuses(end: int, rows: Sequence[tuple[Any, ...]]) -> list[ProjectionStatus]:
+    """Turn ``(name, position, updated_at)`` rows into statuses against the log's end."""
     # Latest move of each projection over both of its sources.
     moved: dict[str, int] = {}
     for name, _, updated in rows:

@@ -126,13 +126,18 @@ def relay_lags(store: LedgerStore, stream: str) -> list[tuple[dict[str, str], fl
 
 
 def projection_lags(store: LedgerStore) -> list[tuple[dict[str, str], float]]:
-    """Return the stored lag of every projection as gauge values, standby positions left out."""
+    """Return the stored lag of every projection as gauge values, standby positions left out.
+
+    Read through the store's pool, like the other probes: a connection of its
+    own on every poll would be one more than the deployment's connection
+    budget counts.
+    """
     from projections.database import DatabaseTarget
-    from projections.rebuild import projection_status
+    from projections.rebuild import pooled_projection_status
 
     target = DatabaseTarget.from_env(store.config.eventsourcing_env())
     return [
         ({"projection": status.name}, float(status.lag))
-        for status in projection_status(store, target)
+        for status in pooled_projection_status(store, target)
         if not status.standby
     ]
