@@ -32,6 +32,8 @@ and :func:`metadata_from_context` puts it there.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,6 +53,7 @@ __all__ = [
     "metadata_from_context",
     "profile_from_context",
     "profile_from_mapping",
+    "profiles_digest",
     "profiles_from_toml",
 ]
 
@@ -370,6 +373,25 @@ def profiles_from_toml(text: str) -> dict[str, CarrierProfile]:
             raise ProfileConfigError(name, "connections", "expected a table of settings")
         profiles[name] = profile_from_mapping(name, table)
     return profiles
+
+
+def profiles_digest(text: str) -> str:
+    """Return the SHA-256 (hex) of a profiles file's canonical content.
+
+    The canonical content is the parsed TOML as JSON with sorted keys, so
+    comments, blank lines, key order and quoting do not change the digest.
+
+    Raises:
+        ProfileConfigError: The text is not TOML.
+    """
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileConfigError("", "connections", f"invalid TOML: {exc}") from exc
+    canonical = json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def load_profiles(path: str | Path) -> dict[str, CarrierProfile]:

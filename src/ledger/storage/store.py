@@ -329,6 +329,18 @@ class LedgerStore:
         with self._cursor(commit=True) as curs:
             self.side.insert_index_key(curs, key_id, wrapped, to_micros(datetime.now(UTC)))
 
+    def record_digest(self, name: str, digest: str) -> str | None:
+        """Record ``digest`` for the configuration ``name``; return the one recorded before.
+
+        Returns None when none was recorded, and ``digest`` itself when it was
+        recorded already (nothing is written then).
+        """
+        with self._cursor(commit=True) as curs:
+            previous = self.side.select_digest(curs, name)
+            if previous != digest:
+                self.side.save_digest(curs, name, digest, to_micros(datetime.now(UTC)))
+        return previous
+
     def subject_key_state(self, key_ids: Collection[str]) -> dict[str, tuple[str, int | None]]:
         """Return ``(tenant, erased_at)`` by key id; unknown ids are absent."""
         if not key_ids:

@@ -95,6 +95,7 @@ class SideTables:
         self.subject_keys = f"{t}subject_keys"
         self.unparsed = f"{t}unparsed"
         self.subject_messages = f"{t}subject_messages"
+        self.profile_digests = f"{t}profile_digests"
 
     # ----------------------------------------------------------------- schema
 
@@ -144,6 +145,11 @@ class SideTables:
             f"CREATE TABLE IF NOT EXISTS {self.subject_messages} ("
             "key_id TEXT NOT NULL, aggregate_id TEXT NOT NULL, "
             "PRIMARY KEY (key_id, aggregate_id))",
+            # The digest of the configuration a node started with last, by
+            # name ("connections"), so that a node started with another one is
+            # noticed.
+            f"CREATE TABLE IF NOT EXISTS {self.profile_digests} ("
+            "name TEXT PRIMARY KEY, digest TEXT NOT NULL, recorded_at BIGINT NOT NULL)",
             *self._added_columns(),
         ]
 
@@ -634,6 +640,25 @@ class SideTables:
             for row in cursor.fetchall()
         )
         return kept
+
+    def select_digest(self, cursor: Cursor, name: str) -> str | None:
+        """Return the recorded digest of the configuration ``name``, or None."""
+        cursor.execute(
+            self.dialect.sql(f"SELECT digest FROM {self.profile_digests} WHERE name = %s"), [name]
+        )
+        rows = cursor.fetchall()
+        return str(rows[0]["digest"]) if rows else None
+
+    def save_digest(self, cursor: Cursor, name: str, digest: str, now: int) -> None:
+        """Record ``digest`` as the digest of the configuration ``name``."""
+        cursor.execute(
+            self.dialect.sql(
+                f"INSERT INTO {self.profile_digests} (name, digest, recorded_at) "
+                "VALUES (%s, %s, %s) ON CONFLICT (name) "
+                "DO UPDATE SET digest = excluded.digest, recorded_at = excluded.recorded_at"
+            ),
+            [name, digest, now],
+        )
 
     def delete_requests_before(self, cursor: Cursor, before: int) -> None:
         """Delete request ids first served before ``before``."""
