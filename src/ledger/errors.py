@@ -154,11 +154,22 @@ class LifecycleError(FailedPreconditionError):
 
 
 class ResourceExhaustedError(LedgerError):
-    """A limit was exceeded; the caller may retry after ``retry_after_seconds``."""
+    """A limit was exceeded.
 
-    def __init__(self, message: str, retry_after_seconds: float = 1.0) -> None:
+    Attributes:
+        retry_after_seconds: When the same call may succeed; None for a
+            request over a fixed limit, which no retry can pass.
+        quota: The limit exceeded, such as ``ExecuteBatch.commands``, for
+            requests over a fixed limit; clients get it in a
+            ``google.rpc.QuotaFailure``.
+    """
+
+    def __init__(
+        self, message: str, retry_after_seconds: float | None = 1.0, quota: str | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+        self.quota = quota
 
 
 class DeadlineExceededError(LedgerError):

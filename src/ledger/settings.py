@@ -25,6 +25,12 @@ ENV_PREFIX = "SMSLEDGER_"
 
 _DATABASE_SCHEMES = ("sqlite:", "postgresql:", "postgres:")
 
+_MAX_SECONDS = 10 * 365 * 86_400
+"""Maximum duration any setting accepts; longer ones overflow microsecond columns."""
+
+_MAX_VALIDITY_SECONDS = 30 * 86_400
+"""Maximum validity period, the same as the API accepts for a Submit."""
+
 
 class ConfigurationError(ValueError):
     """A setting has an invalid value; the message names the variable and the fix."""
@@ -34,7 +40,7 @@ class Settings(BaseSettings):
     """Settings of the ledger server and its tools."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True, allow_inf_nan=False
     )
 
     database_url: str = Field(
@@ -57,6 +63,13 @@ class Settings(BaseSettings):
     )
     grpc_address: str = Field(
         default="127.0.0.1:50051", description="Address and port the gRPC server listens on."
+    )
+    grpc_reuse_port: bool = Field(
+        default=False,
+        description=(
+            "Let several serve processes listen on one port (SO_REUSEPORT), the kernel "
+            "spreading connections over them. Off, a port already in use stops the start."
+        ),
     )
     grpc_max_message_bytes: int = Field(
         default=4 * 1024 * 1024,
@@ -440,6 +453,16 @@ class Settings(BaseSettings):
             "restored from a backup. Keep it outside the database's backups."
         ),
     )
+
+    @field_validator("*")
+    @classmethod
+    def _check_duration(cls, value: object, info: ValidationInfo) -> object:
+        name = info.field_name or ""
+        if name.endswith("_seconds") and isinstance(value, int | float):
+            limit = _MAX_VALIDITY_SECONDS if name == "default_validity_seconds" else _MAX_SECONDS
+            if value > limit:
+                raise ValueError(f"is more than {limit:,} seconds")
+        return value
 
     @field_validator("grpc_address", "metrics_address", "webhook_address")
     @classmethod

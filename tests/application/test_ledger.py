@@ -354,5 +354,6 @@ def test_raw_receipt_with_impossible_done_date_uses_arrival(runtime: Runtime) ->
     raw = RecordRawReceipt(tenant="acme", connection="carrier-a", body=body, format="smpp-text")
     outcome = ok(runtime.ledger.execute([submit(), accept(), raw])[2])
     assert outcome.status is Status.DELIVERED
+    assert any("arrival time is used" in warning for warning in outcome.warnings)
     message, _ = runtime.ledger.get_message("acme", "m1")
     assert message.outcome.at is not None and message.outcome.at.year < 2099

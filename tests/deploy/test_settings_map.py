@@ -86,6 +86,9 @@ def test_configuration_doc_lists_every_setting() -> None:
         ({"grpc_address": "1.2.3.4:http"}, "SMSLEDGER_GRPC_ADDRESS='1.2.3.4:http': Value error"),
         ({"webhook_address": ":8080"}, "SMSLEDGER_WEBHOOK_ADDRESS=':8080': Value error"),
         ({"database_url": "mysql://x/y"}, "SMSLEDGER_DATABASE_URL='mysql://x/y': Value error"),
+        ({"retry_base_delay_seconds": "inf"}, "Input should be a finite number"),
+        ({"default_validity_seconds": 10**11}, "is more than 2,592,000 seconds"),
+        ({"stuck_after_seconds": 10**20}, "is more than 315,360,000 seconds"),
     ],
 )
 def test_load_settings_error_names_setting(overrides: dict[str, object], expected: str) -> None:

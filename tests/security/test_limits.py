@@ -114,3 +114,10 @@ async def test_limits_batch_size(tmp_path: Path, tokens_file: Path) -> None:
     finally:
         await stop_secured(secured)
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = rpc_status.from_call(caught.value)
+    assert status is not None
+    # A batch over the fixed limit can never pass: no retry delay, the quota named.
+    assert not any(d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in status.details)
+    quota = error_details_pb2.QuotaFailure()
+    assert any(d.Unpack(quota) for d in status.details)
+    assert [v.subject for v in quota.violations] == ["ExecuteBatch.commands"]

@@ -212,9 +212,15 @@ class Batch:
                 )
             body = parsed.parts[index] if parsed.parts else parsed.redacted_body
             done_at = receipt.done_at
+            warnings = receipt.warnings
             if done_at is not None and not plausible_time(done_at, self.now):
                 # Carriers' clocks and zones are unreliable: an impossible done
                 # date is replaced by the time of arrival rather than recorded.
+                warnings = (
+                    *warnings,
+                    f"done date {done_at.isoformat()} is before 2000 or more than a day "
+                    "ahead of the ledger's clock; the arrival time is used",
+                )
                 done_at = None
             receipts.append(
                 RecordReceipt(
@@ -239,8 +245,8 @@ class Batch:
                     ),
                 )
             )
-            if receipt.warnings:
-                self._warnings[id(receipts[-1])] = receipt.warnings
+            if warnings:
+                self._warnings[id(receipts[-1])] = warnings
         return receipts
 
     def _carrier_of(self, command: RecordAcceptance, submitted: dict[uuid.UUID, str]) -> str | None:

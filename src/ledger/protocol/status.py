@@ -98,8 +98,23 @@ def error_to_status(error: LedgerError) -> status_pb2.Status:
                 )
             )
         )
+    elif isinstance(error, ResourceExhaustedError) and error.retry_after_seconds is None:
+        # A fixed limit: retrying the same request cannot help, so no RetryInfo.
+        status.details.append(
+            _pack(
+                error_details_pb2.QuotaFailure(
+                    violations=[
+                        error_details_pb2.QuotaFailure.Violation(
+                            subject=error.quota or "", description=error.message
+                        )
+                    ]
+                )
+            )
+        )
     elif isinstance(error, ResourceExhaustedError | UnavailableError):
-        delay = error.retry_after_seconds if isinstance(error, ResourceExhaustedError) else 1.0
+        delay = 1.0
+        if isinstance(error, ResourceExhaustedError) and error.retry_after_seconds is not None:
+            delay = error.retry_after_seconds
         retry = error_details_pb2.RetryInfo()
         retry.retry_delay.CopyFrom(
             duration_pb2.Duration(seconds=int(delay), nanos=int((delay % 1) * 1e9))

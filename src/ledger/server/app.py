@@ -132,6 +132,9 @@ async def create_server(
             ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.http2.max_pings_without_data", 0),
+            # gRPC sets SO_REUSEPORT by default, so unless asked for, a second
+            # server on a port in use would start and silently take half of the calls.
+            ("grpc.so_reuseport", int(settings.grpc_reuse_port)),
         ],
         maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
     )

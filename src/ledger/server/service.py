@@ -149,7 +149,8 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             raise ResourceExhaustedError(
                 f"the batch has {count} commands; the maximum is {self.batch_max_commands}: "
                 "split it",
-                retry_after_seconds=0,
+                retry_after_seconds=None,
+                quota="ExecuteBatch.commands",
             )
         outcomes: list[Outcome | None] = [None] * count
         commands: list[Command] = []

@@ -332,7 +332,9 @@ class WebhookHandler:
             outcome = (await self.committer.execute([command], timeout=remaining))[0]
         except ResourceExhaustedError as error:
             self.metrics.count(connection, "rate_limited")
-            return CallbackResponse(429, "ledger busy; retry", math.ceil(error.retry_after_seconds))
+            return CallbackResponse(
+                429, "ledger busy; retry", math.ceil(error.retry_after_seconds or 1)
+            )
         except LedgerError as error:
             outcome = error
         return self._respond(context, outcome)
