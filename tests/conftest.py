@@ -51,6 +51,24 @@ def postgres_schema_url(postgres_url: str) -> Iterator[str]:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+@pytest.fixture
+def fresh_schema(postgres_url: str) -> Iterator[str]:
+    """A schema name that does not exist; dropped afterwards if something created it."""
+    schema = f"t_fresh_{uuid.uuid4().hex[:12]}"
+    try:
+        yield schema
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def schema_exists(postgres_url: str, schema: str) -> bool:
+    """Tell whether the database at ``postgres_url`` has a schema named ``schema``."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone()
+    return row is not None
+
+
 @pytest.fixture(scope="session")
 def nats_url() -> Iterator[str]:
     """URL of a NATS server with JetStream; tests use their own stream names."""

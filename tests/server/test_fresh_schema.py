@@ -12,8 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -25,21 +23,9 @@ from ledger.migrations import run_migrations
 from ledger.runtime import build_runtime
 from ledger.v1 import events_pb2, ledger_pb2_grpc
 from ledger.v1 import ledger_pb2 as pb
-from tests.conftest import make_settings
+from tests.conftest import make_settings, schema_exists
 from tests.support.servers import free_port
 from tests.support.serving import stop_process, wait_serving
-
-
-@pytest.fixture
-def fresh_schema(postgres_url: str) -> Iterator[str]:
-    """A schema name that does not exist; dropped afterwards if something created it."""
-    schema = f"t_fresh_{uuid.uuid4().hex[:12]}"
-    try:
-        yield schema
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
 
 MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
 """One key for every command of a test: migrate stores the blind-index key wrapped under it."""
@@ -57,12 +43,6 @@ def ledger_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str
         "SMSLEDGER_LOG_LEVEL": "WARNING",
         **extra,
     }
-
-
-def schema_exists(postgres_url: str, schema: str) -> bool:
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone()
-    return row is not None
 
 
 async def serve_and_submit(env: dict[str, str], cwd: Path) -> events_pb2.MessageStatus.ValueType:

@@ -6,6 +6,7 @@ import click
 
 from ledger.cli.audit import history_command, verify_command
 from ledger.cli.checkpoint import checkpoint_group
+from ledger.cli.common import LedgerGroup
 from ledger.cli.erase import erase_command
 from ledger.cli.keys import keys_group, tokens_group
 from ledger.cli.migrate import migrate_command
@@ -19,7 +20,7 @@ from ledger.cli.webhooks import webhooks_group
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sms-delivery-ledger")
 def main() -> None:
     """SMS Delivery Ledger: an event-sourced record of what happened to every SMS."""

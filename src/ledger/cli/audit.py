@@ -64,8 +64,10 @@ def verify_command(database_url: str | None) -> None:
     store = open_store(database_url)
     report = VerifyReport()
     broken: list[BrokenLink] = []
+    console = output_console()
     try:
-        with Progress(transient=True) as progress:
+        # Off a terminal the bar would only leave an empty line behind.
+        with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
             task = progress.add_task("verifying", total=store.max_position() or 1)
             for item in verify_log(
                 store, on_progress=lambda done, top: progress.update(task, completed=done)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import sys
 from pathlib import Path
 
 import click
 
 from ledger.checkpoints import (
+    Checkpoint,
     append_checkpoint,
     generate_key,
     load_private_key,
-    read_checkpoints,
     verify_checkpoints,
 )
 from ledger.cli.common import open_store
@@ -75,18 +78,60 @@ def verify_command(file: Path, public_key: str | None, database_url: str | None)
     and a log rewritten with recomputed hashes. Exits with status 1 on any
     problem.
     """
-    try:
-        checkpoints = read_checkpoints(file)
-    except (ValueError, TypeError) as error:
-        raise click.ClickException(f"{file} is not a checkpoint file: {error}") from error
+    expected_key = _public_key(public_key) if public_key is not None else None
+    checkpoints = _read_file(file)
     if not checkpoints:
         raise click.ClickException(f"{file} holds no checkpoints: nothing to check against")
     store = open_store(database_url)
     try:
-        problems = verify_checkpoints(store, checkpoints, public_key)
+        problems = verify_checkpoints(store, checkpoints, expected_key)
     finally:
         store.close()
     for problem in problems:
         click.echo(f"PROBLEM at checkpoint position {problem.position}: {problem.reason}")
     click.echo(f"checked {len(checkpoints)} checkpoints: {len(problems)} problem(s)")
     sys.exit(1 if problems else 0)
+
+
+def _public_key(text: str) -> str:
+    """Return the public key ``text`` in the checkpoints' base64 form, or raise BadParameter."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except binascii.Error as error:
+        raise click.BadParameter(
+            "invalid base64; give the public key that `smsledger checkpoint keygen` printed",
+            param_hint="--public-key",
+        ) from error
+    if len(raw) != 32:
+        raise click.BadParameter(
+            f"decodes to {len(raw)} bytes, not the 32 of an Ed25519 public key; give the "
+            "public key that `smsledger checkpoint keygen` printed",
+            param_hint="--public-key",
+        )
+    return base64.b64encode(raw).decode()
+
+
+def _read_file(path: Path) -> list[Checkpoint]:
+    """Read the checkpoints of ``path``, naming the file's line of the first bad one.
+
+    :func:`ledger.checkpoints.read_checkpoints` parses each line on its own,
+    so the positions in its errors are within the line, not the file.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise click.ClickException(f"cannot read {path}: {error}") from error
+    checkpoints = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            checkpoints.append(Checkpoint(**data))
+        except (ValueError, TypeError) as error:
+            raise click.ClickException(
+                f"{path} line {number}: invalid checkpoint: {error}"
+            ) from error
+    return checkpoints

@@ -45,7 +45,7 @@ def erase_command(
         raise click.UsageError("give TENANT and NUMBER, or --reapply LOGFILE")
     if number == "-":
         number = sys.stdin.readline().strip()
-    runtime = open_runtime(database_url)
+    runtime = open_runtime(database_url, create_tables=False)
     try:
         log_path = runtime.settings.erasure_log_file
         eraser = Eraser(runtime.ledger, ErasureLog(log_path) if log_path else None)
@@ -76,7 +76,7 @@ def _reapply(path: Path, database_url: str | None) -> None:
         records = list(read_erasure_log(path))
     except (ErasureLogError, OSError) as error:
         raise click.ClickException(str(error)) from error
-    runtime = open_runtime(database_url)
+    runtime = open_runtime(database_url, create_tables=False)
     try:
         results = Eraser(runtime.ledger).reapply(records)
     except LedgerError as error:

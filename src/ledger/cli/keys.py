@@ -29,7 +29,7 @@ def rotate_command(database_url: str | None) -> None:
     the old one in SMSLEDGER_PREVIOUS_MASTER_KEYS; then remove the old key.
     Exits with status 1 when some key opens under none of the configured keys.
     """
-    runtime = open_runtime(database_url)
+    runtime = open_runtime(database_url, create_tables=False)
     try:
         result = rewrap_keys(runtime.store, runtime.ledger.keyring.crypto)
     finally:

@@ -149,7 +149,7 @@ def rebuild_command(
     Ingestion and the running projections go on meanwhile; the swap replaces
     the tables and their position in one transaction.
     """
-    runtime = open_runtime(database_url)
+    runtime = open_runtime(database_url, create_tables=False)
     target = _target(runtime)
     console = Console()
     try:
@@ -192,7 +192,7 @@ def rebuild_command(
 @click.option("--database-url", help="Overrides SMSLEDGER_DATABASE_URL.")
 def status_command(database_url: str | None) -> None:
     """Print each read model's log position and its lag behind the log's end."""
-    runtime = open_runtime(database_url)
+    runtime = open_runtime(database_url, create_tables=False)
     try:
         statuses = projection_status(runtime.store, _target(runtime))
         end = runtime.store.max_position()

@@ -122,7 +122,7 @@ def reprocess_command(
     tenant: str, connection: str | None, limit: int, database_url: str | None
 ) -> None:
     """Parse the kept unparsed receipts again and record those that parse now."""
-    runtime = open_runtime(database_url)
+    runtime = open_runtime(database_url, create_tables=False)
 
     async def execute(commands: list[object]) -> list[object]:
         return await asyncio.to_thread(runtime.ledger.execute, commands)  # type: ignore[arg-type]

@@ -7,10 +7,11 @@ import json
 import logging
 import signal
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from ledger.cli.common import tune_garbage_collector
+from ledger.cli.common import check_database_exists, remember_database, tune_garbage_collector
 from ledger.errors import LedgerError
 from ledger.logs import configure_logging
 from ledger.relay import Relay, read_relay_status, relay_config
@@ -39,33 +40,87 @@ def _load(database_url: str | None, nats_url: str | None, stream: str | None) ->
         raise click.ClickException(str(error)) from error
 
 
-def _open_store(settings: Settings) -> LedgerStore:
+def _open_store(settings: Settings, *, create_tables: bool) -> LedgerStore:
+    url = settings.resolved_database_url
+    if not create_tables:
+        check_database_exists(url)
+    remember_database(url)
     try:
-        return LedgerStore(storage_config(settings, create_tables=settings.create_tables))
+        return LedgerStore(storage_config(settings, create_tables=create_tables))
     except (LedgerError, ValueError) as error:
         raise click.ClickException(str(error)) from error
 
 
+_NATS_TIMEOUT_SECONDS = 2.0
+"""Bound on each NATS connect attempt and on the stream info request of ``--status``."""
+
+_NATS_DEADLINE_SECONDS = 6.0
+"""Bound on the whole NATS part of ``--status``: two connect tries and the request."""
+
+
+def _masked_servers(settings: Settings) -> str:
+    """Return the NATS URLs with their passwords masked, for messages."""
+    masked = []
+    for server in settings.nats_servers:
+        parsed = urlsplit(server)
+        if parsed.password is not None:
+            netloc = f"{parsed.username}:***@{parsed.hostname}"
+            if parsed.port is not None:
+                netloc += f":{parsed.port}"
+            server = urlunsplit(parsed._replace(netloc=netloc))
+        masked.append(server)
+    return ",".join(masked)
+
+
 async def _stream_state(settings: Settings) -> dict[str, Any]:
+    """Return the stream's size, or ``{"error": ...}``, within ``_NATS_DEADLINE_SECONDS``.
+
+    nats-py's first connect keeps retrying a refused server (60 times, 2 s
+    apart, by default) even without reconnects, so at most two quick tries
+    per server are allowed and the whole exchange is bounded as well.
+    """
     import nats
 
-    try:
+    url = _masked_servers(settings)
+    failures: list[BaseException] = []
+
+    async def remember(error: Exception) -> None:
+        # nats-py's default callback logs each failed try; the last one is reported instead.
+        failures.append(error)
+
+    async def query() -> dict[str, Any]:
         client = await nats.connect(
-            servers=list(settings.nats_servers), connect_timeout=2, allow_reconnect=False
+            servers=list(settings.nats_servers),
+            connect_timeout=_NATS_TIMEOUT_SECONDS,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0,
+            error_cb=remember,
         )
-    except (OSError, nats.errors.Error, TimeoutError) as error:
-        return {"error": f"NATS unreachable: {error or type(error).__name__}"}
-    try:
-        info = await client.jetstream(timeout=2).stream_info(settings.nats_stream)
+        try:
+            info = await client.jetstream(timeout=_NATS_TIMEOUT_SECONDS).stream_info(
+                settings.nats_stream
+            )
+        except nats.errors.Error as error:
+            return {"error": f"stream info failed: {error or type(error).__name__}"}
+        finally:
+            await client.close()
         return {"messages": info.state.messages, "last_sequence": info.state.last_seq}
-    except nats.errors.Error as error:
-        return {"error": f"stream info failed: {error or type(error).__name__}"}
-    finally:
-        await client.close()
+
+    try:
+        async with asyncio.timeout(_NATS_DEADLINE_SECONDS):
+            return await query()
+    except (OSError, nats.errors.Error, TimeoutError) as error:
+        cause = failures[-1] if failures else error
+        if isinstance(cause, TimeoutError):
+            reason = "timed out"
+        else:
+            reason = str(cause) or type(cause).__name__
+        return {"error": f"NATS unreachable at {url}: {reason}"}
 
 
 def _print_status(settings: Settings, as_json: bool) -> None:
-    store = _open_store(settings)
+    store = _open_store(settings, create_tables=False)
     try:
         status = read_relay_status(store, settings.nats_stream)
     finally:
@@ -80,13 +135,22 @@ def _print_status(settings: Settings, as_json: bool) -> None:
         "owner": status.owner,
         "heartbeat_at": status.heartbeat_at.isoformat() if status.heartbeat_at else None,
     }
-    if settings.nats_servers:
-        report["nats"] = asyncio.run(_stream_state(settings))
     if as_json:
+        if settings.nats_servers:
+            report["nats"] = asyncio.run(_stream_state(settings))
         click.echo(json.dumps(report))
         return
+    # The database's part first, because NATS may take seconds to respond.
     for key, value in report.items():
         click.echo(f"{key}: {value}")
+    if settings.nats_servers:
+        state = asyncio.run(_stream_state(settings))
+        if "error" in state:
+            click.echo(state["error"])
+        else:
+            click.echo(
+                f"stream messages: {state['messages']}, last sequence: {state['last_sequence']}"
+            )
 
 
 async def _run(relay: Relay, settings: Settings) -> None:
@@ -138,7 +202,7 @@ def relay_command(
     except ValueError as error:
         raise click.ClickException(str(error)) from error
     configure_logging(settings.log_format, settings.log_level)
-    store = _open_store(settings)
+    store = _open_store(settings, create_tables=settings.create_tables)
     tune_garbage_collector()
     try:
         asyncio.run(_run(Relay(store, config), settings))

@@ -42,4 +42,22 @@ def serve_command(
         (log_level or settings.log_level).upper(),
     )
     tune_garbage_collector()
-    asyncio.run(serve(runtime))
+    try:
+        asyncio.run(serve(runtime))
+    except (RuntimeError, OSError) as error:
+        if not _bind_failed(error):
+            raise
+        raise click.ClickException(
+            f"cannot listen on {settings.grpc_address}: address in use or not available"
+        ) from error
+
+
+def _bind_failed(error: Exception) -> bool:
+    """Tell whether ``error`` is gRPC's failure to bind the server's port.
+
+    grpcio raises RuntimeError("Failed to bind to address ...") when the
+    port is taken. Where grpcio returns port 0 instead, the server raises
+    OSError("cannot listen on ...").
+    """
+    text = str(error)
+    return text.startswith("Failed to bind") or text.startswith("cannot listen on")

@@ -197,7 +197,7 @@ def simulate_command(
     webhook_address: str,
     write_connections: Path | None,
 ) -> None:
-    r"""Drive a running ledger with simulated carrier traffic and check the result.
+    """Drive a running ledger with simulated carrier traffic and check the result.
 
     Every message follows a scripted scenario; afterwards each message's
     state is read back with GetMessage and compared with the simulator's
@@ -207,6 +207,7 @@ def simulate_command(
     With --receipt-formats, receipts travel in real carrier formats. First
     write the connection profiles and start the server with them:
 
+    \b
         smsledger simulate --write-connections sim-connections.toml
         SMSLEDGER_CONNECTIONS_FILE=sim-connections.toml smsledger serve
 
@@ -225,7 +226,7 @@ def simulate_command(
 
     Before sending, every webhook route gets a signed callback without a
     receipt, which the endpoint must reject as empty (HTTP 400).
-    """
+    """  # noqa: D301 (each \b is the backspace character that keeps click from rewrapping)
     use_token(token)
     console = output_console()
     if write_connections is not None:
