@@ -17,6 +17,8 @@ from ledger.checkpoints import append_checkpoint, generate_key, load_private_key
 from ledger.cli import main
 from ledger.runtime import build_runtime
 from tests.conftest import make_settings, schema_exists
+from tests.support.servers import free_port
+from tests.support.serving import stop_process, wait_serving
 
 SMSLEDGER = str(Path(sys.executable).parent / "smsledger")
 
@@ -147,6 +149,26 @@ def test_serve_port_in_use(tmp_path: Path) -> None:
         holder.listen()
         address = f"127.0.0.1:{holder.getsockname()[1]}"
         done = run_serve(tmp_path, "--address", address, "--log-format", "text")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"Error: cannot listen on {address}: address in use or not available"
+    )
+
+
+async def test_second_serve_port_in_use(tmp_path: Path) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    first = subprocess.Popen(
+        [SMSLEDGER, "serve", "--database-url", f"sqlite:///{tmp_path / 'first.db'}"],
+        env=clean_env(SMSLEDGER_DATA_DIR=str(tmp_path), SMSLEDGER_GRPC_ADDRESS=address),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        await wait_serving(address, first)
+        done = run_serve(tmp_path, "--address", address, "--log-format", "text")
+    finally:
+        stop_process(first)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
