@@ -13,6 +13,7 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2
 
 from ledger.audit import BrokenLink, VerifyReport, verify_log
 from ledger.domain.identity import message_aggregate_id
@@ -294,6 +295,14 @@ async def test_erasure_new_message_gets_new_key(
     messages = runtime.store.load_messages([m1_id, m4_id])
     assert erased.key_id == messages[m1_id].destination.key_id
     assert messages[m4_id].destination.key_id != erased.key_id
+
+    # Submitting an erased message again names the reason, not a changed destination.
+    again = await stub.ExecuteBatch(
+        pb.ExecuteBatchRequest(commands=[submit("acme", "m1", NUMBER)]), metadata=auth("all")
+    )
+    failure = error_details_pb2.PreconditionFailure()
+    assert again.results[0].status.details[0].Unpack(failure)
+    assert [v.type for v in failure.violations] == ["DESTINATION_ERASED"]
 
 
 def test_erasure_log_reapplied_after_restore(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -96,6 +97,8 @@ class Batch:
         self._trace: str | None = None
         self.new_keys: list[tuple[SubjectKeyRow, bytes]] = []
         self._new_keys_by_id: dict[str, bytes] = {}
+        # Messages taken from the ledger's cache rather than read from storage.
+        self.from_cache: frozenset[uuid.UUID] = frozenset()
         self._read(commands)
 
     # ------------------------------------------------------------------ reads
@@ -261,6 +264,7 @@ class Batch:
 
     def _load(self, wanted: set[uuid.UUID]) -> None:
         cached = self.ledger._cache.take_many(wanted)
+        self.from_cache = frozenset(cached)
         self._messages.update(cached)
         missing = wanted - cached.keys()
         self._messages.update(self.store.load_messages(missing))
@@ -292,6 +296,21 @@ class Batch:
         return self.ledger.keyring.keys_by_id([key_id]).get(key_id)
 
     # ---------------------------------------------------------------- results
+
+    def rejected_from_cache(self, results: Iterable[tuple[Command, object]]) -> bool:
+        """True when a lifecycle rule rejected a command on a message read from the cache.
+
+        Another node (or an erasure run elsewhere) may have appended to the
+        message since it was cached, and appends are caught by the save's
+        version check, but a rejection saves nothing, so it could rest on
+        outdated state unchecked.
+        """
+        return any(
+            isinstance(outcome, LifecycleError)
+            and isinstance(command, SubmitMessage | RecordAcceptance)
+            and message_aggregate_id(command.tenant, command.message_id) in self.from_cache
+            for command, outcome in results
+        )
 
     def loaded_messages(self) -> list[Message]:
         """Every message this batch holds, at its state after the batch."""

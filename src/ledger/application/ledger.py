@@ -231,6 +231,10 @@ class Ledger:
         served: dict[tuple[str, str], tuple[str, Outcome]] = {}
         for index, command in valid:
             outcomes[index] = self._apply_once(batch, command, served)
+        if batch.rejected_from_cache((command, outcomes[index]) for index, command in valid):
+            # The batch's messages are out of the cache now; the retry reads
+            # them from storage and decides on their current state.
+            raise ConflictError("a rejection rested on a cached message; rereading it")
         batch.schedule_expiries()
         self.store.save(batch.changed_messages(), batch.side)
         self.keyring.remember(batch.new_keys)

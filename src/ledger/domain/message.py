@@ -536,6 +536,16 @@ class Message(Aggregate):
         message.trace_context = trace_context
         return message
 
+    def _check_not_erased(self) -> None:
+        """Raise when the destination was erased: the number can no longer be compared."""
+        if getattr(self, "destination_erased", False):
+            raise LifecycleError(
+                f"the destination of message {self.message_id!r} was erased; a new "
+                "submission to that number needs a new message id",
+                kind="DESTINATION_ERASED",
+                message_id=self.message_id,
+            )
+
     def check_repeated_submission(
         self,
         *,
@@ -551,6 +561,7 @@ class Message(Aggregate):
         Raises:
             LifecycleError: The Submit names an existing attempt with other values.
         """
+        self._check_not_erased()
         recorded = self.attempt(attempt)
         differences = []
         if destination_digest != self.destination.digest:
@@ -592,6 +603,7 @@ class Message(Aggregate):
                 delivered, failed permanently, or its latest attempt has no
                 retryable final outcome yet.
         """
+        self._check_not_erased()
         latest = self.current_attempt
         if attempt != latest.number + 1:
             raise LifecycleError(
