@@ -12,10 +12,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from ledger.application.committer import GroupCommitter
 from ledger.runtime import Runtime, build_runtime
+from ledger.settings import ConfigurationError
 from ledger.webhooks.limits import TokenBucket
 from ledger.webhooks.metrics import WebhookMetrics
 from ledger.webhooks.replay import Claim, ReplayCache
+from ledger.webhooks.server import create_webhook_server
 from tests.conftest import make_settings
 from tests.webhooks.calls import make
 from tests.webhooks.conftest import PUBLIC, prepare, start_endpoint, write_connections
@@ -73,6 +76,17 @@ async def test_overlong_path_answers_400_and_logs_no_url(
         assert record.levelno == logging.WARNING
         assert record.exc_info is None
         assert "t0k3n" not in record.getMessage()
+
+
+async def test_port_in_use_names_the_setting(tmp_path: Path) -> None:
+    async with running(tmp_path) as (url, runtime, _):
+        taken = url.rsplit(":", 1)[1]
+        second = create_webhook_server(
+            runtime, GroupCommitter(runtime.ledger), f"127.0.0.1:{taken}"
+        )
+        assert second is not None
+        with pytest.raises(ConfigurationError, match="SMSLEDGER_WEBHOOK_ADDRESS"):
+            await second.start()
 
 
 async def test_rate_limited(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from aiohttp.typedefs import Middleware
 
 from ledger.application.committer import GroupCommitter
 from ledger.runtime import Runtime
+from ledger.settings import ENV_PREFIX, ConfigurationError
 from ledger.telemetry import Telemetry
 from ledger.webhooks.app import WebhookHandler, build_routes
 from ledger.webhooks.metrics import WebhookMetrics
@@ -104,7 +105,12 @@ class WebhookServer:
         return app
 
     async def start(self) -> None:
-        """Start listening on the running event loop."""
+        """Start listening on the running event loop.
+
+        Raises:
+            ConfigurationError: The address cannot be listened on, such as a
+                port already in use; the message names the setting.
+        """
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=_FETCH_TIMEOUT_SECONDS)
         )
@@ -113,7 +119,14 @@ class WebhookServer:
         self._runner = web.AppRunner(self.application(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as error:
+            await self.stop()
+            raise ConfigurationError(
+                f"{ENV_PREFIX}WEBHOOK_ADDRESS={self.host}:{self.port}: cannot listen "
+                f"({error.strerror or error}); pick a free port or stop what holds it"
+            ) from error
         bound = self._runner.addresses
         if bound:
             self.port = int(bound[0][1])
