@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -18,18 +17,6 @@ from ledger.v1 import events_pb2, ledger_pb2, ledger_pb2_grpc
 
 pb = ledger_pb2
 NUMBER = "+447700900123"
-
-
-@pytest.fixture
-async def stubs(
-    server: tuple[str, Runtime],
-) -> AsyncIterator[tuple[ledger_pb2_grpc.LedgerServiceStub, ledger_pb2_grpc.ReceiptServiceStub]]:
-    address, _ = server
-    async with grpc.aio.insecure_channel(address) as channel:
-        yield (
-            ledger_pb2_grpc.LedgerServiceStub(channel),
-            ledger_pb2_grpc.ReceiptServiceStub(channel),
-        )
 
 
 def submit(message_id: str = "m1", **changes: object) -> pb.SubmitMessageRequest:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -21,18 +20,6 @@ from tests.conftest import make_settings
 
 # No stat value: the smpp-text parser refuses it.
 NO_STAT = b"id:AB12 sub:001 dlvrd:001 stat: err:000 text:Your code is 4711"
-
-
-@pytest.fixture
-async def stubs(
-    server: tuple[str, Runtime],
-) -> AsyncIterator[tuple[ledger_pb2_grpc.LedgerServiceStub, ledger_pb2_grpc.ReceiptServiceStub]]:
-    address, _ = server
-    async with grpc.aio.insecure_channel(address) as channel:
-        yield (
-            ledger_pb2_grpc.LedgerServiceStub(channel),
-            ledger_pb2_grpc.ReceiptServiceStub(channel),
-        )
 
 
 def test_ledger_keeps_the_redacted_body_and_its_redactions(runtime: Runtime) -> None:
