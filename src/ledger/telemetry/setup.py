@@ -370,7 +370,10 @@ class Telemetry:
                 others are labelled ``unknown``.
         """
         return webhook_middleware(
-            self.tracer_provider.get_tracer("smsledger"), self.metrics.record_webhook, connections
+            self.tracer_provider.get_tracer("smsledger"),
+            self.metrics.record_webhook,
+            connections,
+            spans=self.records_spans,
         )
 
     def watch_stuck(
