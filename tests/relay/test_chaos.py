@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats
 import pytest
 
 from ledger.application.commands import Command
@@ -120,6 +121,16 @@ def nats_positions(runtime: Runtime) -> list[int]:
     return [position for name, (position, _) in stored.items() if name.endswith("@nats")]
 
 
+async def consumer_drained(url: str, stream: str) -> bool:
+    """Tell whether the projector's consumer has delivered and seen acknowledged every message."""
+    client = await nats.connect(url)
+    try:
+        info = await client.jetstream().consumer_info(stream, "smsledger-projections")
+    finally:
+        await client.close()
+    return info.num_pending == 0 and info.num_ack_pending == 0
+
+
 def last_published(runtime: Runtime) -> int:
     """Return the log position of the last event the relay publishes."""
     from ledger.relay.envelope import PUBLISHED_TOPICS
@@ -184,21 +195,16 @@ async def test_chaos_every_event_once_in_order(
         deadline = time.monotonic() + 60
         # NATS-fed positions follow the Ledger-Position of the events applied,
         # and step one past the previous position for a copy that arrives
-        # late, so they end at or above the last published position. They
-        # are done once they stop moving there.
+        # late, so they end at or above the last published position. The
+        # projector is done when its consumer has nothing left to deliver or
+        # to acknowledge.
         target = last_published(pg_runtime)
-        settled: tuple[list[int], float] = ([], time.monotonic())
         while True:
             assert projector.poll() is None, (tmp_path / "projector.log").read_text()[-3000:]
             assert time.monotonic() < deadline, nats_positions(pg_runtime)
             positions = nats_positions(pg_runtime)
-            if positions != settled[0]:
-                settled = (positions, time.monotonic())
-            elif (
-                len(positions) == 3
-                and min(positions) >= target
-                and time.monotonic() - settled[1] > 5
-            ):
+            caught_up = len(positions) == 3 and min(positions) >= target
+            if caught_up and await consumer_drained(throwaway_nats.url, stream):
                 break
             await asyncio.sleep(0.2)
     finally:
