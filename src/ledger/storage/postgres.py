@@ -23,12 +23,12 @@ __all__ = ["LedgerPostgresRecorder", "lock_schema_ddl"]
 def lock_schema_ddl(curs: Cursor[Any], schema: str) -> None:
     """Wait for the transaction-level lock that serializes table creation in ``schema``.
 
-    IF NOT EXISTS only sees catalog entries committed before the statement
+    IF NOT EXISTS only checks catalog entries committed before the statement
     started. So when two sessions create the same table, type, schema or
     function at once, one fails with "tuple concurrently updated" or a unique
     violation on a catalog index. Processes that hold this lock for their
-    whole creating transaction see each other's tables. The lock ends with
-    the transaction.
+    whole creating transaction find each other's committed tables. The lock
+    ends with the transaction.
     """
     curs.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"smsledger-ddl:{schema}"])
 
