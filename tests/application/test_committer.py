@@ -8,25 +8,16 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from ledger.application.commands import Command, SubmitMessage
+from ledger.application.commands import Command
 from ledger.application.committer import GroupCommitter
 from ledger.application.ledger import Outcome
 from ledger.application.results import CommandResult
 from ledger.errors import DeadlineExceededError, NotFoundError
 from ledger.runtime import Runtime
+from tests.application.test_ledger import submit
 
 QUEUED_TIMEOUT = 0.2
-"""Seconds the queued command may wait; the batch ahead of it blocks the worker longer."""
-
-
-def submit(message_id: str) -> SubmitMessage:
-    return SubmitMessage(
-        tenant="acme",
-        message_id=message_id,
-        destination="+447700900123",
-        sender="ACME",
-        carrier="carrier-a",
-    )
+"""Seconds the queued command may wait, while the batch ahead of it blocks the worker longer."""
 
 
 class SlowFirstBatch:

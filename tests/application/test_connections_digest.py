@@ -17,7 +17,7 @@ FIRST = """\
 status_synonyms = { ACKED = "accepted" }
 stuck_after_seconds = 3600
 """
-# The same profiles written differently: the same canonical content.
+# The same profiles written differently, so with the same canonical content.
 FIRST_REWRITTEN = """\
 # Carrier A over SMPP.
 [connections.carrier-a]
@@ -45,7 +45,7 @@ def digest_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]
 
 
 def start_node(settings: Settings, tmp_path: Path, name: str, profiles: str) -> str | None:
-    """Build and close a runtime with its own profiles file; return the digest now recorded."""
+    """Build and close a runtime with its own profiles file, and return the digest now recorded."""
     path = tmp_path / f"{name}.toml"
     path.write_text(profiles)
     runtime = build_runtime(settings.model_copy(update={"connections_file": path}))

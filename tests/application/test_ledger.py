@@ -11,6 +11,7 @@ from ledger.application.commands import (
     InferExpiry,
     RawInput,
     RecordAcceptance,
+    RecordRawReceipt,
     RecordReceipt,
     SubmitMessage,
 )
@@ -184,7 +185,7 @@ def test_carrier_ids_scoped_to_tenant_and_connection(runtime: Runtime) -> None:
     assert ok(ledger.execute([other_tenant])[0]).disposition is Disposition.PARKED
 
 
-def test_one_carrier_id_for_two_segments_is_invalid(runtime: Runtime) -> None:
+def test_carrier_id_shared_by_segments_is_invalid(runtime: Runtime) -> None:
     ledger = runtime.ledger
     ledger.execute([submit(segment_count=2)])
     outcome = ledger.execute([accept("m1", "900001", "900001")])[0]
@@ -193,7 +194,7 @@ def test_one_carrier_id_for_two_segments_is_invalid(runtime: Runtime) -> None:
     assert ledger.get_message("acme", "m1")[0].outcome.status is Status.SUBMITTED
 
 
-def test_reused_carrier_id_goes_to_the_latest_acceptance(runtime: Runtime) -> None:
+def test_reused_carrier_id_matches_latest_acceptance(runtime: Runtime) -> None:
     ledger = runtime.ledger
     ledger.execute([submit("m1"), accept("m1", "77"), submit("m2"), accept("m2", "77")])
     ok(ledger.execute([by_carrier("77", Status.DELIVERED)])[0])
@@ -344,9 +345,7 @@ def test_implausible_times_are_invalid(runtime: Runtime) -> None:
     assert ok(outcomes[2]).version == 1
 
 
-def test_raw_receipt_with_impossible_done_date_uses_arrival(runtime: Runtime) -> None:
-    from ledger.application.commands import RecordRawReceipt
-
+def test_impossible_done_date_uses_arrival(runtime: Runtime) -> None:
     body = (
         b"id:AB12 sub:001 dlvrd:001 submit date:9912312359 done date:9912312359 "
         b"stat:DELIVRD err:000"

@@ -4,8 +4,8 @@ Each body sent with RecordRawReceipt ends up in exactly one place. It is
 recorded on a message (or recognized as a repeat of a recorded report), parked
 until a message has its carrier id, or kept as an unparsed receipt.
 The one exception is a receipt that parses but names no carrier id (and no
-message id came with it): the call is refused with INVALID_ARGUMENT, so the
-sender still holds the body and learns why.
+message id came with it): the call is rejected with INVALID_ARGUMENT, so the
+sender still has the body and learns why.
 """
 
 from __future__ import annotations

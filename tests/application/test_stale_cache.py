@@ -1,33 +1,23 @@
-"""A cached message may lag behind another node's writes; no rejection is based on it."""
+"""A cached message may lag behind another node's writes, so no rejection is based on it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ledger.application.commands import RecordAcceptance, RecordReceipt, SubmitMessage
+from ledger.application.commands import RecordReceipt
 from ledger.application.results import CommandResult
 from ledger.domain.outcomes import Status
 from ledger.runtime import build_runtime
+from tests.application.test_ledger import accept, submit
 from tests.conftest import make_settings
-
-
-def submit(attempt: int) -> SubmitMessage:
-    return SubmitMessage(
-        tenant="acme",
-        message_id="m1",
-        destination="+447700900123",
-        sender="ACME",
-        carrier="carrier-a",
-        attempt=attempt,
-    )
 
 
 def test_retry_allowed_after_failure_on_other_node(database_url: str, tmp_path: Path) -> None:
     settings = make_settings(database_url, tmp_path)
     first, second = build_runtime(settings), build_runtime(settings)
     try:
-        accept = RecordAcceptance(tenant="acme", message_id="m1", segments=((1, "C1"),))
-        first.ledger.execute([submit(1), accept])  # cached on the first node, accepted
+        # The first node caches the message as accepted.
+        first.ledger.execute([submit(attempt=1), accept("m1", "C1")])
         failed = RecordReceipt(
             tenant="acme",
             status=Status.FAILED,
@@ -39,7 +29,7 @@ def test_retry_allowed_after_failure_on_other_node(database_url: str, tmp_path: 
         second.ledger.execute([failed])
 
         # The first node's copy still shows accepted, which would reject a new attempt.
-        outcome = first.ledger.execute([submit(2)])[0]
+        outcome = first.ledger.execute([submit(attempt=2)])[0]
         assert isinstance(outcome, CommandResult), outcome
         assert outcome.events[0].type == "Resubmitted"
     finally:

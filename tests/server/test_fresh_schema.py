@@ -28,7 +28,7 @@ from tests.support.servers import free_port
 from tests.support.serving import stop_process, wait_serving
 
 MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
-"""One key for every command of a test: migrate stores the blind-index key wrapped under it."""
+"""Master key of every command of a test, because migrate wraps the blind-index key under it."""
 
 
 def ledger_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -46,7 +46,7 @@ def ledger_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str
 
 
 async def serve_and_submit(env: dict[str, str], cwd: Path) -> events_pb2.MessageStatus.ValueType:
-    """Start ``smsledger serve``, submit one message, read it back; stop the server by PID."""
+    """Return the status of one message submitted to a new ``smsledger serve``, stopped by PID."""
     address = env["SMSLEDGER_GRPC_ADDRESS"]
     process = subprocess.Popen(
         [sys.executable, "-m", "ledger", "serve"],

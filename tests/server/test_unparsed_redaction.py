@@ -1,4 +1,4 @@
-"""Unparsable receipts are kept without their message text, and say what was removed."""
+"""Unparsable receipts are kept without their message text, and list what was removed."""
 
 from __future__ import annotations
 
@@ -18,14 +18,15 @@ from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc
 from tests.conftest import make_settings
 
-# No stat value: the smpp-text parser refuses it.
+# No stat value, so the smpp-text parser rejects it.
 NO_STAT = b"id:AB12 sub:001 dlvrd:001 stat: err:000 text:Your code is 4711"
 
 
-def test_ledger_keeps_the_redacted_body_and_its_redactions(runtime: Runtime) -> None:
+def test_ledger_keeps_redacted_body(runtime: Runtime) -> None:
     raw = RecordRawReceipt(tenant="acme", connection="carrier-a", body=NO_STAT, format="smpp-text")
     (outcome,) = runtime.ledger.execute([raw])
-    assert isinstance(outcome, ReceiptParseError) and outcome.kept
+    assert isinstance(outcome, ReceiptParseError)
+    assert outcome.kept
     (row,) = runtime.store.list_unparsed("acme", None, 10)
     assert row.redactions == ("text",)
     key = runtime.ledger.keyring.keys_by_id({row.raw_key_id})[row.raw_key_id]
@@ -39,7 +40,7 @@ def test_ledger_keeps_the_redacted_body_and_its_redactions(runtime: Runtime) -> 
     assert len(runtime.store.list_unparsed("acme", None, 10)) == 1
 
 
-async def test_listing_shows_redacted_bodies_and_what_was_removed(
+async def test_listing_shows_redacted_bodies(
     stubs: tuple[ledger_pb2_grpc.LedgerServiceStub, ledger_pb2_grpc.ReceiptServiceStub],
 ) -> None:
     ledger, receipts = stubs
@@ -88,11 +89,13 @@ def _drop_redactions_column(database_url: str) -> None:
         return
     url, _, schema = database_url.partition("?schema=")
     with psycopg.connect(url, autocommit=True) as conn:
-        (table,) = conn.execute(
+        row = conn.execute(
             "SELECT table_name FROM information_schema.columns "
             "WHERE table_schema = %s AND column_name = 'redactions'",
             [schema],
-        ).fetchone() or ("",)
+        ).fetchone()
+        assert row is not None, f"no table of schema {schema} has a redactions column"
+        (table,) = row
         conn.execute(f'ALTER TABLE "{schema}"."{table}" DROP COLUMN redactions')
 
 
