@@ -87,7 +87,7 @@ def test_causes_by_error_code() -> None:
     }
 
 
-def test_cause_comparison_names_codes_and_allows_open_codes() -> None:
+def test_cause_comparison_with_open_codes() -> None:
     key = ("x", "GB", HOUR)
     want = Counter({("FAILED", "E1", True): 2, ("FAILED", None, True): 1})
     assert (

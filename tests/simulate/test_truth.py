@@ -426,7 +426,7 @@ def test_truth_latencies_from_the_scripts_times() -> None:
     assert state.attempt_carriers == ("c1",)
 
 
-def test_truth_first_acceptance_and_first_delivery_count() -> None:
+def test_truth_multipart_latency_endpoints() -> None:
     state, _ = expected_outcome(
         [
             submit(segments=2),
@@ -468,13 +468,13 @@ def test_truth_unaccepted_failure_is_not_accepted() -> None:
     assert state.latencies == ()
 
 
-def test_truth_delivery_on_earlier_attempt_is_credited() -> None:
+def test_truth_earlier_delivery_credited() -> None:
     state, _ = expected_outcome([submit(), submit(2, "c2"), by_message("DELIVERED", 5, attempt=1)])
     assert state.credited_carrier == "c1"
     assert state.accepted
 
 
-def test_truth_delivery_time_unknown_without_stated_time() -> None:
+def test_truth_unstated_delivery_time_unknown() -> None:
     state, _ = expected_outcome([submit(), accept(), by_message("DELIVERED", 4, time_stated=False)])
     assert samples(state)[("c1", "submit_to_delivered")] is None
     assert samples(state)[("c1", "submit_to_accepted")] == 500.0

@@ -24,6 +24,7 @@ __all__ = [
     "missing_table_message",
     "open_runtime",
     "open_store",
+    "output_console",
     "remember_database",
     "tune_garbage_collector",
 ]
@@ -125,7 +126,10 @@ def missing_table(error: BaseException) -> str | None:
 
 
 _SQLITE_EVENTS = "stored_events"
-"""The events table on SQLite, named by eventsourcing; the other ledger tables start ``ledger_``."""
+"""The events table on SQLite, named by eventsourcing.
+
+The other ledger tables start with ``ledger_``.
+"""
 
 _READ_MODEL_PREFIX = "rm_"
 """Start of the read models' table names."""
@@ -194,7 +198,7 @@ def output_console() -> Console:
     """Return a console for standard output, wide when writing to a file or pipe.
 
     Rich assumes 80 columns when standard output is not a terminal, which
-    cuts table headers and wraps history lines; ``COLUMNS`` still wins.
+    cuts table headers and wraps history lines. A set ``COLUMNS`` still wins.
     """
     console = Console()
     if not console.is_terminal and "COLUMNS" not in os.environ:

@@ -404,10 +404,9 @@ def _rewrite(
         return None
     if hooks is None:
         return formats.rewrite
-    chosen = hooks
 
     def rewrite(plans: list[MessagePlan]) -> list[MessagePlan]:
-        return chosen.rewrite(formats.rewrite(plans))
+        return hooks.rewrite(formats.rewrite(plans))
 
     return rewrite
 

@@ -131,7 +131,7 @@ class Driver:
         plans: The scripts.
         expected_results: For each script, the result the ground truth expects per step.
         on_command: Called once per completed command, for progress display.
-        callbacks: Delivers the raw receipts it handles over HTTP; None sends
+        callbacks: Delivers the raw receipts it handles over HTTP. None sends
             every command over gRPC.
     """
 

@@ -295,16 +295,30 @@ def compare_causes(
     return problems
 
 
+@dataclass(frozen=True)
+class _Truth:
+    """Everything the read models must show, computed once for every retry."""
+
+    counts: dict[GroupKey, dict[str, int]]
+    causes: dict[GroupKey, Counter[Cause]]
+    latencies: tuple[dict[tuple[GroupKey, str], list[float | None]], ...]
+    """Samples of each grouping of ``_LATENCY_GROUPINGS``, in that order."""
+
+    @classmethod
+    def of(cls, expected: Mapping[str, ExpectedState]) -> _Truth:
+        """Compute the counts, causes and latencies that ``expected`` implies."""
+        latencies = tuple(expected_latencies(expected, g) for g in _LATENCY_GROUPINGS)
+        return cls(expected_counts(expected), expected_causes(expected), latencies)
+
+
 async def _compare(
     stub: readmodels_pb2_grpc.ReadModelServiceAsyncStub,
     request: readmodels_pb2.StatisticsRequest,
-    expected: Mapping[str, ExpectedState],
+    truth: _Truth,
 ) -> ReadModelCheck:
     result = ReadModelCheck()
     reply = await stub.GetCarrierPerformance(request)
     result.position = reply.position
-    truth = expected_counts(expected)
-    truth_causes = expected_causes(expected)
     found: dict[GroupKey, dict[str, int]] = {}
     found_causes: dict[GroupKey, Counter[tuple[str, str, bool]]] = {}
     for group in reply.groups:
@@ -319,8 +333,8 @@ async def _compare(
     per_carrier: dict[str, dict[str, list[int]]] = defaultdict(
         lambda: {name: [0, 0] for name in COUNTERS}
     )
-    for key in sorted(set(truth) | set(found)):
-        want, have = truth.get(key, _zero()), found.get(key, _zero())
+    for key in sorted(set(truth.counts) | set(found)):
+        want, have = truth.counts.get(key, _zero()), found.get(key, _zero())
         result.groups += 1
         for carrier in (TOTAL, key[0]):
             for name in COUNTERS:
@@ -332,17 +346,17 @@ async def _compare(
                     f"{_name(key)}: {name} is {have[name]} in the read model, "
                     f"{want[name]} in the ground truth"
                 )
-        want_causes = truth_causes.get(key, Counter())
+        want_causes = truth.causes.get(key, Counter())
         result.causes_checked += len(want_causes)
         result.problems.extend(compare_causes(key, want_causes, found_causes.get(key, Counter())))
     result.counts = {
         carrier: {name: (pair[0], pair[1]) for name, pair in values.items()}
         for carrier, values in per_carrier.items()
     }
-    for grouping in _LATENCY_GROUPINGS:
+    for grouping, exact in zip(_LATENCY_GROUPINGS, truth.latencies, strict=True):
         del request.group_by[:]
         request.group_by.extend(grouping)
-        await _compare_latency(stub, request, expected_latencies(expected, grouping), result)
+        await _compare_latency(stub, request, exact, result)
     return result
 
 
@@ -404,12 +418,13 @@ async def check_read_models(
         result = ReadModelCheck()
         result.problems.append("the run has no messages; nothing to compare")
         return result
+    truth = _Truth.of(expected)
     deadline = time.monotonic() + wait_seconds
     while True:
         request = readmodels_pb2.StatisticsRequest(
             tenant=tenant, start_time=_ts(span[0]), end_time=_ts(span[1]), group_by=_FINE
         )
-        result = await _compare(stub, request, expected)
+        result = await _compare(stub, request, truth)
         if not result.failed or time.monotonic() > deadline:
             return result
         await asyncio.sleep(0.5)
@@ -440,8 +455,8 @@ class ReadModelProbe:
 
     Attributes:
         state: ``ready`` when the server serves read-model queries and the
-            tenant has no message there yet; ``absent`` when the server serves
-            no read models; ``denied`` when the token may not read them;
+            tenant has no message there yet. ``absent`` when the server serves
+            no read models, ``denied`` when the token may not read them, and
             ``used`` when the tenant already has messages.
         position: Log position of the message list at the probe.
         detail: What the server said, for the operator.

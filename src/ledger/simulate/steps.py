@@ -121,7 +121,7 @@ class Receipt:
         raw: The payload that carries this receipt in the carrier's own
             format; None sends the normalized fields with ``RecordReceipt``.
         time_stated: The ledger records ``occurred_at`` as the receipt's
-            time; False for a raw payload that states no time, which the
+            time. False for a raw payload that states no time, which the
             ledger dates by its own clock.
     """
 

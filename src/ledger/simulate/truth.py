@@ -58,8 +58,8 @@ Disposition = Literal["ok", "recorded", "parked", "duplicate", "replayed"]
 _PROGRESS_RANK = {"SUBMITTED": 0, "ACCEPTED": 1, "ENROUTE": 2, "UNKNOWN": 3}
 
 
-# Calling codes of the simulator's destination ranges (see ``plan.py``), by
-# longest prefix; +1 202 is Washington, D.C.
+# Calling codes of the simulator's destination ranges (see ``plan.py``). No
+# prefix starts another, and +1 202 is Washington, D.C.
 _REGIONS = (("+1202", "US"), ("+33", "FR"), ("+44", "GB"), ("+61", "AU"))
 
 LATENCY_METRICS = ("submit_to_accepted", "submit_to_delivered", "accepted_to_delivered")
@@ -93,7 +93,7 @@ class Outcome:
         error_code: Error code; empty for none.
         inferred: The ledger inferred it (expiry without a final receipt).
         arrival: Arrival number of the receipt that set it (0 when no receipt).
-        at: Source time of the status as the ledger records it; None when
+        at: Source time of the status as the ledger records it. None when
             the ledger takes it from its own clock (an inferred expiry, a
             raw receipt that states no time).
     """
@@ -131,7 +131,7 @@ class LatencySample:
     Attributes:
         carrier: Connection of the attempt.
         metric: One of :data:`LATENCY_METRICS`.
-        milliseconds: The latency from the script's own times; None when an
+        milliseconds: The latency from the script's own times. None when an
             end of it is a time the ledger takes from its clock.
     """
 

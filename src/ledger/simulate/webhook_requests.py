@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from urllib.parse import urlencode
 
 import jwt
+from yarl import URL
 
 from ledger.receipts.model import WebhookProfile
 from ledger.simulate.formats.base import CONTENT_FORM, CONTENT_JSON
@@ -26,7 +27,7 @@ from ledger.webhooks.request import form_pairs
 from ledger.webhooks.signers import SignedCallback, sign_callback
 from ledger.webhooks.vonage import sms_signature
 
-__all__ = ["GET_PROVIDERS", "build_callback", "build_probe"]
+__all__ = ["GET_PROVIDERS", "build_callback", "build_probe", "callback_url"]
 
 GET_PROVIDERS = frozenset({"vonage-sms", "messagebird", "kannel"})
 """Providers that report a form payload without a content type as a GET query."""
@@ -101,6 +102,13 @@ def build_probe(
     query.append(("sig", _vonage_sig(webhook, query)))
     path = f"/hooks/{connection}?{urlencode(query)}"
     return SignedCallback("POST", path, b"", {"Content-Type": CONTENT_FORM})
+
+
+def callback_url(webhook: WebhookProfile, callback: SignedCallback) -> URL:
+    """Return the URL that ``callback`` goes to on the endpoint of ``webhook``."""
+    base = (webhook.public_base_url or "").rstrip("/")
+    # The signature covers the path's bytes, so yarl must not re-encode them.
+    return URL(base + callback.path, encoded=True)
 
 
 def _public_base(connection: str, webhook: WebhookProfile) -> str:

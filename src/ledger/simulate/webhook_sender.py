@@ -27,12 +27,11 @@ from types import TracebackType
 
 import aiohttp
 import grpc
-from yarl import URL
 
 from ledger.receipts.model import WebhookProfile
 from ledger.simulate.formats.base import seeded_rng
 from ledger.simulate.truth import ExpectedState
-from ledger.simulate.webhook_requests import build_callback
+from ledger.simulate.webhook_requests import build_callback, callback_url
 from ledger.v1 import ledger_pb2
 from ledger.webhooks.signers import SignedCallback
 
@@ -276,15 +275,13 @@ class CallbackSender:
     ) -> _Reply:
         """Send one callback until it gets a final status, backing off on 429, 503 and errors."""
         assert self._session is not None, "use the sender as an async context manager"
-        provider = self.webhooks[connection].provider
+        webhook = self.webhooks[connection]
         reply = _Reply(0, "not sent")
         for attempt in range(self.max_attempts):
             if attempt and time.monotonic() - request.signed_at > RESIGN_AFTER_SECONDS:
                 request = sign()
             callback = request.callback
-            base = self.webhooks[connection].public_base_url or ""
-            # The signature covers the path's bytes, so yarl must not re-encode them.
-            url = URL(base.rstrip("/") + callback.path, encoded=True)
+            url = callback_url(webhook, callback)
             retry_after = 0.0
             try:
                 async with self._session.request(
@@ -293,7 +290,9 @@ class CallbackSender:
                     text = await response.text()
                     retry_after = _retry_after(response.headers.get("Retry-After"))
                     reply = _Reply(
-                        response.status, text, _acknowledged(provider, response.status, text)
+                        response.status,
+                        text,
+                        _acknowledged(webhook.provider, response.status, text),
                     )
             except (aiohttp.ClientError, TimeoutError) as error:
                 reply = _Reply(0, f"{type(error).__name__}: {error}")

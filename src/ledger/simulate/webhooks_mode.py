@@ -26,13 +26,12 @@ from typing import Any
 
 import aiohttp
 import tomli_w
-from yarl import URL
 
 from ledger.receipts.model import WebhookProfile
 from ledger.receipts.profiles import load_profiles
 from ledger.simulate.connections import FORMAT_CONNECTIONS
 from ledger.simulate.steps import MessagePlan, Receipt, Replay, Step
-from ledger.simulate.webhook_requests import build_probe
+from ledger.simulate.webhook_requests import build_probe, callback_url
 from ledger.simulate.webhook_sender import CallbackSender, CopyRates
 
 __all__ = [
@@ -278,14 +277,16 @@ class WebhooksMode:
         self, session: aiohttp.ClientSession, name: str, webhook: WebhookProfile
     ) -> str | None:
         callback = build_probe(name, webhook)
-        base = (webhook.public_base_url or "").rstrip("/")
-        url = URL(base + callback.path, encoded=True)
         try:
             async with session.request(
-                callback.method, url, data=callback.body or None, headers=callback.headers
+                callback.method,
+                callback_url(webhook, callback),
+                data=callback.body or None,
+                headers=callback.headers,
             ) as response:
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as error:
+            base = webhook.public_base_url
             return f"{name}: cannot reach {base}: {type(error).__name__}: {error}"
         if status == 400:
             return None
