@@ -138,7 +138,7 @@ class Checkpoint:
     signature: str
 
     def signed_part(self) -> dict[str, Any]:
-        """The fields the signature covers."""
+        """Return the fields the signature covers."""
         return {
             "position": self.position,
             "events": self.events,
@@ -148,11 +148,11 @@ class Checkpoint:
         }
 
     def to_json(self) -> str:
-        """The checkpoint as one JSON line."""
+        """Return the checkpoint as one JSON line."""
         return json.dumps({**self.signed_part(), "signature": self.signature}, sort_keys=True)
 
     def signature_valid(self) -> bool:
-        """True when the signature verifies under the checkpoint's own public key."""
+        """Return whether the signature verifies under the checkpoint's own public key."""
         try:
             public = Ed25519PublicKey.from_public_bytes(base64.b64decode(self.key))
             public.verify(base64.b64decode(self.signature), canonical_json(self.signed_part()))

@@ -152,7 +152,7 @@ def statistics_rows(
 
 
 # The fold tables keep each message's last event, so the erasure event changes
-# them; the tables of counts must not change.
+# them. The tables of counts must not change.
 STATISTICS_TABLES = frozenset({"rm_carrier_hourly", "rm_failure_causes", "rm_latency_buckets"})
 
 

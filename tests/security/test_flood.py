@@ -144,11 +144,11 @@ async def test_flood_memory_bounded(
     assert codes["RESOURCE_EXHAUSTED"] > 0
     assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED", "INVALID_ARGUMENT"}
     assert codes["INVALID_ARGUMENT"] > 0
-    # About 1.3 GB are sent and about a fifth is accepted and stored. On a
-    # 2-core machine the peak was 630-920 MiB above the baseline, three
-    # quarters of it reached in the first half of the calls; resident memory
-    # fell back to about 250 MiB between waves. A server that kept what it
-    # was sent would grow as much in the second half and pass 1.3 GiB.
+    # This test sends about 1.3 GB, and about a fifth of it is accepted and
+    # stored. On a 2-core machine the peak was 630-920 MiB above the baseline,
+    # and three quarters of it was reached in the first half of the calls.
+    # Resident memory fell back to about 250 MiB between waves. A server that
+    # kept what it was sent would grow as much in the second half and pass 1.3 GiB.
     assert late_growth_mib < 0.5 * growth_mib, (
         f"the second half of the flood raised the peak by {late_growth_mib:.0f} MiB "
         f"(of {growth_mib:.0f} MiB)"

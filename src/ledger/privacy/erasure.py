@@ -20,6 +20,7 @@ compared with the number's E.164, national and trunk-prefixed forms.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import uuid
@@ -131,8 +132,7 @@ class Eraser:
         checked = _check(tenant, destination)
         crypto = self.ledger.keyring.crypto
         subject_index = crypto.subject_index(tenant, checked.e164)
-        found = self.store.find_subject_keys([subject_index]).get(subject_index)
-        key_id = found[0] if found is not None else None
+        key_id = self._find_key_id(subject_index)
         forms = number_forms(checked)
         kept = self._matching_receipts(tenant, forms)
         if key_id is None and not kept:
@@ -173,23 +173,18 @@ class Eraser:
         for record in records:
             key_id = record.key_id
             if key_id is None:
-                found = self.store.find_subject_keys([record.subject_index])
-                key_id = found[record.subject_index][0] if record.subject_index in found else None
-            result = self._apply(
-                ErasureRecord(
-                    tenant=record.tenant,
-                    subject_index=record.subject_index,
-                    key_id=key_id,
-                    erased_at=record.erased_at,
-                    parked=record.parked,
-                    unparsed=record.unparsed,
-                )
-            )
+                key_id = self._find_key_id(record.subject_index)
+            result = self._apply(dataclasses.replace(record, key_id=key_id))
             self.ledger.keyring.forget(key_id or "", record.subject_index)
             results.append(result)
         return results
 
     # ----------------------------------------------------------------- steps
+
+    def _find_key_id(self, subject_index: str) -> str | None:
+        """Return the id of the subject key with ``subject_index``, None when there is none."""
+        found = self.store.find_subject_keys([subject_index]).get(subject_index)
+        return found[0] if found is not None else None
 
     def _matching_receipts(self, tenant: str, forms: frozenset[str]) -> list[KeptReceipt]:
         """Return the tenant's parked and unparsed receipts that name the number."""
@@ -210,21 +205,21 @@ class Eraser:
     def _apply(self, record: ErasureRecord) -> ErasureResult:
         """Destroy the key, delete the receipts and append the erasure events."""
         erased_at_micros = to_micros(record.erased_at)
-        pending = self.store.subject_messages(record.key_id) if record.key_id else []
-        first = True
+        messages = self.store.subject_messages(record.key_id) if record.key_id else []
+        # The first chunk, empty when the subject has no messages, also destroys
+        # the key and deletes the receipts.
+        chunks = [messages[i : i + _CHUNK] for i in range(0, len(messages), _CHUNK)] or [[]]
+        first_side = SideWrites()
+        if record.key_id is not None:
+            state = self.store.subject_key_state([record.key_id]).get(record.key_id)
+            if state is not None and state[1] is None:
+                first_side.erased_keys.append((record.key_id, erased_at_micros))
+        first_side.unparked.extend(uuid.UUID(i) for i in record.parked)
+        first_side.unparsed_cleared.extend(uuid.UUID(i) for i in record.unparsed)
         appended = 0
-        while first or pending:
-            chunk, pending = pending[:_CHUNK], pending[_CHUNK:]
-            side = SideWrites()
-            if first:
-                if record.key_id is not None:
-                    state = self.store.subject_key_state([record.key_id]).get(record.key_id)
-                    if state is not None and state[1] is None:
-                        side.erased_keys.append((record.key_id, erased_at_micros))
-                side.unparked.extend(uuid.UUID(i) for i in record.parked)
-                side.unparsed_cleared.extend(uuid.UUID(i) for i in record.unparsed)
+        for index, chunk in enumerate(chunks):
+            side = first_side if index == 0 else SideWrites()
             appended += self._save_chunk(chunk, record, side)
-            first = False
         return ErasureResult(
             tenant=record.tenant,
             key_id=record.key_id,

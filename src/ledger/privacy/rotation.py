@@ -69,6 +69,11 @@ def rewrap_keys(store: LedgerStore, crypto: SubjectCrypto, page_size: int = 500)
     result = RotationResult(rewrapped, current, unreadable, changed)
     logger.info(
         "master key rotation finished",
-        extra={"rewrapped": rewrapped, "current": current, "unreadable": unreadable},
+        extra={
+            "rewrapped": rewrapped,
+            "current": current,
+            "unreadable": unreadable,
+            "changed": changed,
+        },
     )
     return result

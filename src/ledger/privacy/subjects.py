@@ -135,7 +135,7 @@ class SubjectCrypto:
         """Decrypt a wrapped subject key.
 
         Raises:
-            ValueError: The wrapped key does not verify under this master key.
+            ValueError: The wrapped key verifies under none of the master keys.
         """
         return self.unwrap_with_age(key_id, wrapped)[0]
 

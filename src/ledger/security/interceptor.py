@@ -232,9 +232,37 @@ class SecurityInterceptor(_ServerInterceptor):  # type: ignore[misc]
             return peer_host(context.peer())
         return principal.name
 
-    async def _deny(self, context: Context, method: str, denied: _Denied) -> None:
-        self._denials.record(denied.client, method, denied.code.name, denied.message)
-        await context.abort(denied.code, denied.message)
+    async def _start_call(
+        self, context: Context, method: str, policy: MethodPolicy | None
+    ) -> tuple[Principal, MethodPolicy, str]:
+        """Admit a call and count it against its client's limits, or abort it.
+
+        Returns the principal, the method's policy and the client name that
+        :meth:`ClientLimiter.release` needs when the call ends.
+        """
+        try:
+            principal = self._admit(context, method, policy)
+        except _Denied as denied:
+            self._denials.record(denied.client, method, denied.code.name, denied.message)
+            await context.abort(denied.code, denied.message)
+        # _admit raises for a method without a policy.
+        assert policy is not None
+        client = self._client(principal, context)
+        try:
+            self.limiter.acquire(client)
+        except LedgerError as error:
+            self._denials.record(client, method, "RESOURCE_EXHAUSTED", error.message)
+            await abort_with_error(context, error)
+            raise AssertionError("unreachable: abort raises") from None
+        return principal, policy, client
+
+    async def _reject_malformed(
+        self, context: Context, method: str, client: str, request: Any
+    ) -> None:
+        """Abort the call with INVALID_ARGUMENT when its request body did not parse."""
+        if isinstance(request, _Malformed):
+            self._denials.record(client, method, "INVALID_ARGUMENT", request.reason)
+            await abort_with_error(context, _malformed_error(method))
 
     # ----------------------------------------------------------- wrappers
 
@@ -242,23 +270,10 @@ class SecurityInterceptor(_ServerInterceptor):  # type: ignore[misc]
         self, method: str, policy: MethodPolicy | None, behavior: Any
     ) -> Callable[[Any, Context], Awaitable[Any]]:
         async def guarded(request: Any, context: Context) -> Any:
+            principal, admitted, client = await self._start_call(context, method, policy)
             try:
-                principal = self._admit(context, method, policy)
-            except _Denied as denied:
-                await self._deny(context, method, denied)
-                raise AssertionError("unreachable: abort raises") from None
-            assert policy is not None
-            client = self._client(principal, context)
-            try:
-                self.limiter.acquire(client)
-            except LedgerError as error:
-                self._denials.record(client, method, "RESOURCE_EXHAUSTED", error.message)
-                await abort_with_error(context, error)
-            try:
-                if isinstance(request, _Malformed):
-                    self._denials.record(client, method, "INVALID_ARGUMENT", request.reason)
-                    await abort_with_error(context, _malformed_error(method))
-                return await self._call(method, policy, principal, behavior, request, context)
+                await self._reject_malformed(context, method, client, request)
+                return await self._call(method, admitted, principal, behavior, request, context)
             finally:
                 self.limiter.release(client)
 
@@ -301,27 +316,12 @@ class SecurityInterceptor(_ServerInterceptor):  # type: ignore[misc]
         self, method: str, policy: MethodPolicy | None, behavior: Any
     ) -> Callable[[Any, Context], AsyncIterator[Any]]:
         async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
+            principal, admitted, client = await self._start_call(context, method, policy)
             try:
-                principal = self._admit(context, method, policy)
-            except _Denied as denied:
-                await self._deny(context, method, denied)
-                return
-            assert policy is not None
-            client = self._client(principal, context)
-            try:
-                self.limiter.acquire(client)
-            except LedgerError as error:
-                self._denials.record(client, method, "RESOURCE_EXHAUSTED", error.message)
-                await abort_with_error(context, error)
-                return
-            try:
-                if isinstance(request, _Malformed):
-                    self._denials.record(client, method, "INVALID_ARGUMENT", request.reason)
-                    await abort_with_error(context, _malformed_error(method))
-                    return
-                limited = principal.tenants is not None and policy.tenancy is not Tenancy.NONE
+                await self._reject_malformed(context, method, client, request)
+                limited = principal.tenants is not None and admitted.tenancy is not Tenancy.NONE
                 if limited and not principal.may_see(request.tenant):
-                    await abort_with_error(context, tenancy.denial(policy.tenancy, request))
+                    await abort_with_error(context, tenancy.denial(admitted.tenancy, request))
                     return
                 async for response in behavior(request, context):
                     yield response

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ledger.errors import ResourceExhaustedError
 from ledger.webhooks.limits import TokenBucket
@@ -41,7 +41,6 @@ class ClientLimits:
 class _ClientState:
     bucket: TokenBucket
     in_flight: int = 0
-    rejected: int = field(default=0)
 
 
 class ClientLimiter:
@@ -75,7 +74,6 @@ class ClientLimiter:
         """
         state = self._state(client)
         if state.in_flight >= self.limits.max_in_flight:
-            state.rejected += 1
             raise ResourceExhaustedError(
                 f"client {client!r} has {state.in_flight} calls in progress, the maximum of "
                 "SMSLEDGER_CLIENT_MAX_IN_FLIGHT; wait for one to finish",
@@ -83,7 +81,6 @@ class ClientLimiter:
             )
         wait = state.bucket.take()
         if wait > 0:
-            state.rejected += 1
             raise ResourceExhaustedError(
                 f"client {client!r} is over its rate of {self.limits.rate_per_second:g} calls "
                 "per second (SMSLEDGER_CLIENT_RATE_PER_SECOND); retry after the given delay",

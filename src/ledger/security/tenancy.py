@@ -21,6 +21,7 @@ __all__ = [
     "denial",
     "denied_batch_entries",
     "drop_hidden_items",
+    "masked_batch",
     "replace_denied_results",
 ]
 
