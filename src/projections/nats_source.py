@@ -26,10 +26,10 @@ ledger inferred. Those events are read from the ledger's log by their
 
 The positions of the NATS-fed projections are stored under
 ``<projection>@nats``: the highest ``Ledger-Position`` applied, or one more
-than the previous position when a copy from before it arrives late. The log-fed and the
-NATS-fed workers write the same tables, so only one may run per database; on
-PostgreSQL both take the same advisory lock, and the one that does not hold it
-stands by.
+than the previous position when a copy from before it arrives late. The
+log-fed and the NATS-fed workers write the same tables, so only one may run
+per database; on PostgreSQL both take the same advisory lock, and the one that
+does not hold it stands by.
 """
 
 from __future__ import annotations
@@ -85,6 +85,9 @@ _KINDS: dict[str, type[Any]] = {
 _DRAIN_SECONDS = 0.01
 """Maximum wait for more messages once the first message of a batch arrived."""
 
+_LOG_RANGE = 1000
+"""Maximum number of log entries one query reads for the events the payload lacks."""
+
 _STREAM_NOT_FOUND = 10059
 """JetStream's error code for a stream that does not exist."""
 
@@ -111,7 +114,7 @@ class NatsSourceOptions:
         exclusive: Take the PostgreSQL advisory lock of the read models.
         backoff_initial_seconds: First wait after a failure.
         backoff_max_seconds: Maximum wait after repeated failures.
-        stream_poll_seconds: Pause between two looks for a stream that does
+        stream_poll_seconds: Pause between two checks for a stream that does
             not exist yet (the relay creates it when it first runs).
     """
 
@@ -358,7 +361,7 @@ class NatsProjectionWorker:
                 await lock.close()
 
     async def _wait_for_stream(self, link: NatsLink) -> None:
-        """Return once the stream exists, looking for it every ``stream_poll_seconds``.
+        """Return once the stream exists, checking every ``stream_poll_seconds``.
 
         The relay creates the stream when it first runs, so a worker started
         before it finds none. That is expected at a first deployment: it is
@@ -446,8 +449,8 @@ class NatsProjectionWorker:
         ready: list[LogEvent] = []
         # Log position of each event in `ready`, from its Ledger-Position header.
         ready_positions: list[int] = []
-        # Index in `ready` -> log position, for events read from the log.
-        from_log: dict[int, int] = {}
+        # Indexes in `ready` of the events to read from the log.
+        from_log: list[int] = []
         deferred: list[Msg] = []
         done: list[Msg] = []
         versions: dict[str, _Known] = {}
@@ -461,7 +464,7 @@ class NatsProjectionWorker:
                 deferred.append(msg)
                 continue
             if not complete and not self._completes(event, known):
-                from_log[len(ready)] = log_position
+                from_log.append(len(ready))
             if event.kind in (Message.Submitted, Message.Resubmitted):
                 known.segment_counts[event.data["attempt"]] = event.data["segment_count"]
             known.version = event.version
@@ -470,9 +473,10 @@ class NatsProjectionWorker:
             done.append(msg)
 
         if from_log:
-            found = await asyncio.to_thread(self._read_log, sorted(from_log.values()))
-            for index, log_position in from_log.items():
-                ready[index] = found[log_position]
+            wanted = [ready_positions[index] for index in from_log]
+            found = await asyncio.to_thread(self._read_log, sorted(wanted))
+            for index in from_log:
+                ready[index] = found[ready_positions[index]]
         if ready:
             position = projector.position
             for event, log_position in zip(ready, ready_positions, strict=True):
@@ -507,16 +511,18 @@ class NatsProjectionWorker:
         return known.segment_counts.get(event.data["attempt"]) == 1
 
     def _read_log(self, positions: list[int]) -> dict[int, LogEvent]:
-        """Read the events at ``positions`` from the ledger's log, one query per run."""
+        """Read the events at ``positions`` (ascending) from the ledger's log.
+
+        Positions that lie close together share one range query.
+        """
         self.read_from_log += len(positions)
         wanted = set(positions)
         found: dict[int, LogEvent] = {}
         index = 0
         while index < len(positions):
-            # One range query covers the positions that lie close together.
             first = positions[index]
             last = first
-            while index + 1 < len(positions) and positions[index + 1] - last <= 1000:
+            while index + 1 < len(positions) and positions[index + 1] - first < _LOG_RANGE:
                 index += 1
                 last = positions[index]
             index += 1
@@ -526,7 +532,7 @@ class NatsProjectionWorker:
         missing = wanted - set(found)
         if missing:
             raise ValueError(
-                f"log positions {sorted(missing)[:5]} are not in the ledger's log; the stream "
+                f"log positions {sorted(missing)[:5]} not found in the ledger's log: the stream "
                 "and the database disagree"
             )
         return found

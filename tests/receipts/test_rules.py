@@ -199,12 +199,6 @@ def test_all_formats_listed() -> None:
 
 
 def test_parse_errors_mask_numbers() -> None:
-    import pytest
-
-    from ledger.errors import ReceiptParseError
-    from ledger.receipts.model import CarrierProfile
-    from ledger.receipts.parse import parse_receipt
-
     body = b"To=%2B447700900123&MessageSid=SM9&MessageStatus=delivered"
     with pytest.raises(ReceiptParseError) as raised:
         parse_receipt("infobip", body, "application/json", CarrierProfile(name="c"))

@@ -25,7 +25,7 @@ def test_binary_pdu_loses_everything_after_text_key() -> None:
     assert names == ("text",)
 
 
-def test_form_loses_body_fields_and_receipt_text_in_values() -> None:
+def test_form_body_and_text_values() -> None:
     body = (
         b"MessageSid=SM1&Body=hello+there&reply=id%3A1+stat%3AXX+text%3Ahi+mum&To=%2B447700900123"
     )

@@ -21,6 +21,7 @@ import pytest
 
 from ledger.application.commands import Command
 from ledger.relay import read_relay_status
+from ledger.relay.envelope import PUBLISHED_TOPICS
 from ledger.runtime import Runtime, build_runtime
 from projections.database import DatabaseTarget
 from projections.runner import read_positions
@@ -122,7 +123,7 @@ def nats_positions(runtime: Runtime) -> list[int]:
 
 
 async def consumer_drained(url: str, stream: str) -> bool:
-    """Tell whether the projector's consumer has delivered and seen acknowledged every message."""
+    """Return True when the projector's consumer has nothing left to deliver or acknowledge."""
     client = await nats.connect(url)
     try:
         info = await client.jetstream().consumer_info(stream, "smsledger-projections")
@@ -133,8 +134,6 @@ async def consumer_drained(url: str, stream: str) -> bool:
 
 def last_published(runtime: Runtime) -> int:
     """Return the log position of the last event the relay publishes."""
-    from ledger.relay.envelope import PUBLISHED_TOPICS
-
     last, after = 0, 0
     while page := runtime.store.notifications(after + 1, 5000):
         last = max((n.id for n in page if n.topic in PUBLISHED_TOPICS), default=last)

@@ -176,7 +176,7 @@ def consume_positions(runtime: Runtime, count: int) -> None:
 
 
 @pytest.mark.postgres
-async def test_nats_projection_lag_reaches_zero_over_gaps(
+async def test_nats_lag_zero_over_gaps(
     postgres_schema_url: str, tmp_path: Path, nats_url: str, stream_name: str
 ):
     runtime = build_runtime(make_settings(postgres_schema_url, tmp_path))

@@ -16,7 +16,7 @@ def test_projection_lags_before_the_read_models_exist(runtime: Runtime) -> None:
     assert projection_lags(runtime.store) == []
 
 
-def test_projection_lags_open_no_connection_of_their_own(
+def test_projection_lags_reuse_store_pool(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runtime.ledger.execute([submit("m1", "alpha", BASE)])
@@ -27,13 +27,14 @@ def test_projection_lags_open_no_connection_of_their_own(
         built.close()
     runtime.ledger.execute([submit("m2", "alpha", BASE)])
     expected = projection_status(runtime.store, target_of(runtime))
-    assert expected and all(status.lag > 0 for status in expected)
+    assert expected
+    assert all(status.lag > 0 for status in expected)
 
     def unexpected_connect(self: DatabaseTarget) -> None:
         raise AssertionError("the probe opened a connection of its own")
 
     # A projector pod's connection budget counts its ledger pool and a fixed
-    # number of other connections; one opened per poll is not among them.
+    # number of other connections. A connection opened per poll is not among them.
     monkeypatch.setattr(DatabaseTarget, "connect", unexpected_connect)
     for _ in range(3):
         assert pooled_projection_status(runtime.store, target_of(runtime)) == expected

@@ -37,7 +37,7 @@ def settings(database_url: str, data_dir: Path, connections: Path, key: str) -> 
 
 
 async def wait_healthy(process: subprocess.Popen[bytes], url: str) -> None:
-    """Poll ``/healthz`` until it answers, failing if the process exits or 30 s pass."""
+    """Poll ``/healthz`` until it responds, failing if the process exits or 30 s pass."""
     deadline = time.monotonic() + START_SECONDS
     async with aiohttp.ClientSession() as session:
         while True:
@@ -50,7 +50,7 @@ async def wait_healthy(process: subprocess.Popen[bytes], url: str) -> None:
                         return
             except aiohttp.ClientError:
                 pass
-            assert time.monotonic() < deadline, "webhooks serve did not answer in 30 s"
+            assert time.monotonic() < deadline, "webhooks serve did not respond in 30 s"
             await asyncio.sleep(0.2)
 
 

@@ -176,11 +176,9 @@ def _strings(name: str, key: str, value: Any) -> tuple[str, ...]:
     return tuple(item.strip() for item in value)
 
 
-def _positive_int(name: str, key: str, value: Any) -> int:
+def _positive_int(name: str, key: str, value: Any, unit: str = " of seconds") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ProfileConfigError(
-            name, key, f"expected a whole number of seconds above 0, got {value!r}"
-        )
+        raise ProfileConfigError(name, key, f"expected a whole number{unit} above 0, got {value!r}")
     return value
 
 
@@ -327,12 +325,9 @@ def profile_from_mapping(name: str, table: Mapping[str, Any]) -> CarrierProfile:
             name, "stuck_after_seconds", table["stuck_after_seconds"]
         )
     if "retry_max_attempts" in table:
-        attempts = table["retry_max_attempts"]
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-            raise ProfileConfigError(
-                name, "retry_max_attempts", f"expected a whole number above 0, got {attempts!r}"
-            )
-        settings["retry_max_attempts"] = attempts
+        settings["retry_max_attempts"] = _positive_int(
+            name, "retry_max_attempts", table["retry_max_attempts"], unit=""
+        )
     if "webhook" in table:
         settings["webhook"] = _webhook(name, table["webhook"], settings.get("format"))
     both = settings.get("permanent_codes", frozenset()) & settings.get(
